@@ -1,0 +1,189 @@
+//! One client connection of a scenario.
+//!
+//! A background thread reads everything the server sends into an inbox, so that (a) every read
+//! a scenario makes has a deadline, (b) a large send never deadlocks against a server that
+//! answers while we are still writing, and (c) "the server closed the connection" is noticed.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Stop buffering what the server sends past this many unread bytes.
+const INBOX_CAP: usize = 64 * 1024 * 1024;
+
+#[derive(Default)]
+struct InboxState {
+    bytes: Vec<u8>,
+    /// The server closed its side (read returned 0).
+    eof: bool,
+    /// Reading failed (e.g. connection reset), or the server sent too much.
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    state: Mutex<InboxState>,
+    arrived: Condvar,
+}
+
+/// How a read ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Got what was asked for.
+    Complete,
+    /// The server closed the connection first.
+    Closed,
+    /// Nothing more arrived before the deadline.
+    TimedOut,
+    /// The connection failed (reset, ...).
+    Failed(String),
+}
+
+/// The bytes a read consumed (all of them, also when it ended early) and how it ended.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub bytes: Vec<u8>,
+    pub end: ReadEnd,
+}
+
+/// A connected client.
+pub struct Connection {
+    stream: TcpStream,
+    inbox: Arc<Inbox>,
+    reader: Option<JoinHandle<()>>,
+    local_addr: SocketAddr,
+}
+
+impl Connection {
+    /// Connects to `addr`, giving up after `timeout`.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Connection> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        // Send each write at once, so a scenario's "1-byte writes" really leave one by one.
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(timeout.max(Duration::from_secs(5))))?;
+        let local_addr = stream.local_addr()?;
+        let inbox = Arc::new(Inbox::default());
+        let mut read_half = stream.try_clone()?;
+        let reader_inbox = Arc::clone(&inbox);
+        let reader = thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let result = read_half.read(&mut buf);
+                let mut state = reader_inbox.state.lock().unwrap();
+                match result {
+                    Ok(0) => state.eof = true,
+                    Ok(n) if state.bytes.len() + n > INBOX_CAP => {
+                        state.error = Some(format!(
+                            "the server sent more than {INBOX_CAP} bytes that were never read"
+                        ));
+                    }
+                    Ok(n) => state.bytes.extend_from_slice(&buf[..n]),
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => state.error = Some(describe_io_error(&err)),
+                }
+                reader_inbox.arrived.notify_all();
+                if state.eof || state.error.is_some() {
+                    return;
+                }
+            }
+        });
+        Ok(Connection {
+            stream,
+            inbox,
+            reader: Some(reader),
+            local_addr,
+        })
+    }
+
+    /// This end's address (the address the server sees for us).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Writes all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Tells the server we will send nothing more (it reads 0, "end of file"); we can still read.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+
+    /// Reads up to and including the next `\n`. Gives up after `max` bytes without one.
+    pub fn read_line(&mut self, timeout: Duration, max: usize) -> ReadResult {
+        self.take_when(timeout, |bytes| {
+            bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| i + 1)
+                .or(if bytes.len() >= max { Some(max) } else { None })
+        })
+    }
+
+    /// Reads exactly `n` bytes.
+    pub fn read_exact(&mut self, n: usize, timeout: Duration) -> ReadResult {
+        self.take_when(timeout, |bytes| (bytes.len() >= n).then_some(n))
+    }
+
+    /// Reads until the server closes the connection.
+    pub fn read_to_end(&mut self, timeout: Duration) -> ReadResult {
+        self.take_when(timeout, |_| None)
+    }
+
+    /// Waits until `ready` says how many of the buffered bytes to take, the connection closes, or
+    /// the deadline passes; consumes and returns what it took (everything buffered if it ended early).
+    fn take_when(&mut self, timeout: Duration, ready: impl Fn(&[u8]) -> Option<usize>) -> ReadResult {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.inbox.state.lock().unwrap();
+        loop {
+            if let Some(n) = ready(&state.bytes) {
+                let bytes = state.bytes.drain(..n).collect();
+                return ReadResult {
+                    bytes,
+                    end: ReadEnd::Complete,
+                };
+            }
+            let end = if state.eof {
+                Some(ReadEnd::Closed)
+            } else if let Some(err) = &state.error {
+                Some(ReadEnd::Failed(err.clone()))
+            } else if Instant::now() >= deadline {
+                Some(ReadEnd::TimedOut)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                return ReadResult {
+                    bytes: std::mem::take(&mut state.bytes),
+                    end,
+                };
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            state = self.inbox.arrived.wait_timeout(state, wait).unwrap().0;
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Closing both directions also wakes our reader thread.
+        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+/// "connection reset by the server" rather than "Connection reset by peer (os error 104)".
+pub fn describe_io_error(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionReset => "the connection was reset by the server".to_string(),
+        io::ErrorKind::ConnectionRefused => "the connection was refused (nothing listening)".to_string(),
+        io::ErrorKind::BrokenPipe => "the server had already closed the connection".to_string(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "the operation timed out".to_string(),
+        _ => err.to_string(),
+    }
+}

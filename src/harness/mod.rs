@@ -1,0 +1,49 @@
+//! The transcript harness: run a server program, talk to it over real loopback sockets as a
+//! scenario says, and write down the conversation.
+//!
+//! It knows nothing about our lessons' internals or about snapshot testing, so the same code
+//! checks a learner's program written in any language.
+//!
+//! # Layout
+//! - [`process`]: start a server, wait until it is ready, collect its output, kill it on drop.
+//! - [`client`]: a client connection whose every read has a deadline.
+//! - [`scenario`]: scenarios as data ([`Scenario`], [`Step`], [`Expect`]).
+//! - [`run`]: run a scenario, get a [`Transcript`] or a [`Failure`] that explains itself.
+
+pub mod client;
+pub mod process;
+pub mod run;
+pub mod scenario;
+
+use std::process::Command;
+use std::time::Duration;
+
+pub use client::Connection;
+pub use process::{Readiness, ServerProcess, StartError};
+pub use run::{Failure, FailureKind, RunOptions, Transcript, render, run_scenario, stable_tokens};
+pub use scenario::{Client, Expect, Read, Scenario, Step};
+
+/// How long a server gets to print its `listening on` line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts one of our lesson servers (`program` is the binary's path) with `args` and `--port 0`,
+/// waiting for its `listening on` line.
+pub fn start_lesson(program: &str, args: &[&str]) -> Result<ServerProcess, StartError> {
+    let mut command = Command::new(program);
+    command.args(args).args(["--port", "0"]);
+    ServerProcess::start(command, Readiness::ListeningLine, START_TIMEOUT)
+}
+
+/// Runs `scenario` against a fresh copy of a lesson server and returns the rendered transcript
+/// with the server's output. Panics with the full failure report if a step fails: this is what
+/// the lesson tests call.
+pub fn run_lesson(program: &str, args: &[&str], scenario: &Scenario) -> String {
+    let mut server = start_lesson(program, args).unwrap_or_else(|err| panic!("{err}"));
+    let transcript = match run_scenario(&mut server, scenario, &RunOptions::reference()) {
+        Ok(transcript) => transcript,
+        Err(failure) => panic!("{failure}"),
+    };
+    let addr = server.addr();
+    let output = server.finish();
+    render(scenario, &transcript, addr, &output)
+}

@@ -1,0 +1,404 @@
+//! Starting a server program, waiting until it is ready, collecting what it prints, and making
+//! sure it is gone afterwards.
+
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Which of the program's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line the program printed (without its newline; invalid UTF-8 replaced).
+#[derive(Debug, Clone)]
+pub struct OutputLine {
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// How to tell that a freshly started server is ready for clients.
+#[derive(Debug, Clone, Copy)]
+pub enum Readiness {
+    /// The workbook's convention: the first stdout line is `listening on <ip>:<port>`.
+    ListeningLine,
+    /// Any program: something listens on this port on 127.0.0.1. Checked without connecting, so a
+    /// server that serves a single client is not used up by the check.
+    PortListening(u16),
+}
+
+/// Why a server could not be started or did not become ready.
+#[derive(Debug)]
+pub struct StartError {
+    pub message: String,
+    /// The last lines the program printed on stderr, if any.
+    pub stderr_tail: Vec<String>,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        if !self.stderr_tail.is_empty() {
+            write!(f, "\nits stderr ended with:")?;
+            for line in &self.stderr_tail {
+                write!(f, "\n  {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Keep at most this many output lines (the rest are counted, not stored) and cut longer lines:
+/// a program that prints without end must not fill our memory.
+const MAX_LINES: usize = 10_000;
+const MAX_LINE_BYTES: usize = 4096;
+
+#[derive(Default)]
+struct OutputState {
+    lines: Vec<OutputLine>,
+    dropped: usize,
+    open_streams: usize,
+}
+
+#[derive(Default)]
+struct Output {
+    state: Mutex<OutputState>,
+    changed: Condvar,
+}
+
+/// A running server program. Dropping it kills the program's whole process group, also when a
+/// test panics, so no server outlives its test.
+pub struct ServerProcess {
+    pid: i32,
+    addr: SocketAddr,
+    output: Arc<Output>,
+    readers: Vec<JoinHandle<()>>,
+    exited: Receiver<io::Result<ExitStatus>>,
+    exit_status: Option<ExitStatus>,
+    /// How long a killed program gets to clean up after SIGTERM before SIGKILL.
+    pub grace: Duration,
+}
+
+impl ServerProcess {
+    /// Starts `command` (with its arguments already set) and waits up to `timeout` for it to be
+    /// ready. Its stdin is closed and its stdout/stderr are read on background threads.
+    pub fn start(
+        mut command: Command,
+        readiness: Readiness,
+        timeout: Duration,
+    ) -> Result<ServerProcess, StartError> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A process group of its own, so killing it also kills anything it started
+            // (`sh -c "python3 server.py"` is two processes).
+            .process_group(0);
+        let program = format!("{command:?}");
+        let mut child: Child = command.spawn().map_err(|err| StartError {
+            message: format!("could not start {program}: {err}"),
+            stderr_tail: Vec::new(),
+        })?;
+        let pid = child.id() as i32;
+        let output = Arc::new(Output::default());
+        let mut readers = Vec::new();
+        for (stream, pipe) in [
+            (
+                Stream::Stdout,
+                child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+            (
+                Stream::Stderr,
+                child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+        ] {
+            let pipe = pipe.expect("stdout and stderr were set to piped");
+            output.state.lock().unwrap().open_streams += 1;
+            let output = Arc::clone(&output);
+            readers.push(thread::spawn(move || collect_lines(pipe, stream, &output)));
+        }
+        // A thread waits for the child, so that "has it exited?" can be asked with a timeout.
+        let (exit_tx, exited) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = exit_tx.send(child.wait());
+        });
+        let mut server = ServerProcess {
+            pid,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            output,
+            readers,
+            exited,
+            exit_status: None,
+            grace: Duration::from_millis(500),
+        };
+        server.addr = match readiness {
+            Readiness::ListeningLine => server.wait_for_listening_line(timeout)?,
+            Readiness::PortListening(port) => server.wait_for_port(port, timeout)?,
+        };
+        Ok(server)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id (also the process group id).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn start_error(&mut self, message: String) -> StartError {
+        self.kill();
+        StartError {
+            message,
+            stderr_tail: self.stderr_tail(8),
+        }
+    }
+
+    fn wait_for_listening_line(&mut self, timeout: Duration) -> Result<SocketAddr, StartError> {
+        let deadline = Instant::now() + timeout;
+        let first = {
+            let mut state = self.output.state.lock().unwrap();
+            loop {
+                if let Some(line) = state.lines.iter().find(|l| l.stream == Stream::Stdout) {
+                    break Some(line.text.clone());
+                }
+                if state.open_streams == 0 {
+                    break None;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break None;
+                }
+                state = self.output.changed.wait_timeout(state, deadline - now).unwrap().0;
+            }
+        };
+        let Some(first) = first else {
+            let why = match self.wait_exit(Duration::from_millis(200)) {
+                Some(status) => format!(
+                    "it exited ({}) before printing anything on stdout",
+                    describe_exit(status)
+                ),
+                None => format!(
+                    "it printed no `listening on <ip>:<port>` line within {} s",
+                    timeout.as_secs_f32()
+                ),
+            };
+            return Err(self.start_error(format!("the server did not become ready: {why}")));
+        };
+        match first.strip_prefix("listening on ").and_then(|a| a.trim().parse::<SocketAddr>().ok()) {
+            Some(addr) if addr.port() != 0 => Ok(addr),
+            _ => Err(self.start_error(format!(
+                "the server's first stdout line must be `listening on <ip>:<port>` with the real port, but it was {first:?}"
+            ))),
+        }
+    }
+
+    fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<SocketAddr, StartError> {
+        let deadline = Instant::now() + timeout;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        loop {
+            if is_listening(port) {
+                return Ok(addr);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.start_error(format!(
+                    "nothing was listening on port {port} after {} s; does your program listen on the port it was given?",
+                    timeout.as_secs_f32()
+                )));
+            }
+            // Doubles as the pause between two looks: returns at once if the program exits.
+            if let Some(status) = self.wait_exit(Duration::from_millis(25)) {
+                return Err(self.start_error(format!(
+                    "the program exited ({}) before it listened on port {port}",
+                    describe_exit(status)
+                )));
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the program to exit on its own; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.exit_status.is_none() {
+            match self.exited.recv_timeout(timeout) {
+                Ok(Ok(status)) => self.exit_status = Some(status),
+                Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {}
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        self.exit_status
+    }
+
+    /// Waits until some line the program printed contains `text`, for at most `timeout`.
+    pub fn wait_for_output(&self, text: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.output.state.lock().unwrap();
+        loop {
+            if state.lines.iter().any(|l| l.text.contains(text)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || state.open_streams == 0 {
+                return false;
+            }
+            state = self.output.changed.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Stops the program (if it still runs) and returns everything it printed, in the order it
+    /// was read (stdout and stderr are each in order; how they interleave is not defined).
+    pub fn finish(mut self) -> Vec<OutputLine> {
+        self.kill();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let state = self.output.state.lock().unwrap();
+        let mut lines = state.lines.clone();
+        if state.dropped > 0 {
+            lines.push(OutputLine {
+                stream: Stream::Stderr,
+                text: format!("[{} more lines not kept]", state.dropped),
+            });
+        }
+        lines
+    }
+
+    /// The last `n` lines the program printed on stderr so far.
+    pub fn stderr_tail(&self, n: usize) -> Vec<String> {
+        let state = self.output.state.lock().unwrap();
+        let err: Vec<_> = state
+            .lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stderr)
+            .collect();
+        err[err.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| l.text.clone())
+            .collect()
+    }
+
+    /// Has the program exited (on its own or killed)? Returns its status if so.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.wait_exit(Duration::ZERO)
+    }
+
+    /// SIGTERM to the whole process group, then SIGKILL if it has not exited after `grace`.
+    fn kill(&mut self) {
+        if self.wait_exit(Duration::ZERO).is_none() {
+            signal_group(self.pid, libc::SIGTERM);
+            if self.wait_exit(self.grace).is_none() {
+                signal_group(self.pid, libc::SIGKILL);
+                self.wait_exit(Duration::from_secs(5));
+            }
+        }
+        // Children the program started may still hold the group; they go too.
+        signal_group(self.pid, libc::SIGKILL);
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn signal_group(pgid: i32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
+    // Errors (ESRCH: the group is already gone) are fine to ignore.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// `exit code 3`, `killed by signal 9`.
+pub fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "unknown status".to_string(),
+    }
+}
+
+fn collect_lines(mut pipe: Box<dyn Read + Send>, stream: Stream, output: &Output) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    let push = |bytes: &[u8]| {
+        let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LINE_BYTES)]).into_owned();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+        let mut state = output.state.lock().unwrap();
+        if state.lines.len() < MAX_LINES {
+            state.lines.push(OutputLine { stream, text });
+        } else {
+            state.dropped += 1;
+        }
+        output.changed.notify_all();
+    };
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            push(&pending[..newline]);
+            pending.drain(..=newline);
+        }
+        if pending.len() > MAX_LINE_BYTES {
+            // A very long line without newline: keep its start, skip the rest of it.
+            push(&pending);
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        push(&pending);
+    }
+    let mut state = output.state.lock().unwrap();
+    state.open_streams -= 1;
+    output.changed.notify_all();
+}
+
+/// Is something listening on `port` on this machine? On Linux this reads the kernel's socket
+/// tables (`/proc/net/tcp*`) so that no connection is made; elsewhere it tries to connect.
+pub fn is_listening(port: u16) -> bool {
+    let mut found_table = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        found_table = true;
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // fields[1] is "local_address:port" in hex, fields[3] the state; 0A is LISTEN.
+            if fields.len() > 3 && fields[3] == "0A" {
+                let local_port = fields[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                if local_port == Some(port) {
+                    return true;
+                }
+            }
+        }
+    }
+    if found_table {
+        return false;
+    }
+    TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}

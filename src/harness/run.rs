@@ -1,0 +1,545 @@
+//! Running a scenario against a server and writing down what happened.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::client::{Connection, ReadEnd, ReadResult, describe_io_error};
+use super::process::{OutputLine, ServerProcess, Stream, describe_exit};
+use super::scenario::{Client, Expect, Mismatch, Read, Scenario, Step};
+use crate::escape::{escape_abbreviated, escape_bytes};
+
+/// Longest line a `Read::Line` step waits for before it gives up on seeing a newline.
+const MAX_LINE: usize = 1024 * 1024;
+/// Byte values longer than this are shown abbreviated in transcripts.
+const SHOW_BYTES: usize = 300;
+/// The pause between the writes of a `SendInWrites` step. Deliberate: it makes the pieces
+/// arrive in separate reads on the server, which is what such a step is there to test.
+const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(2);
+
+/// How to run a scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Every read waits at most this long for data.
+    pub read_timeout: Duration,
+    /// Run `ServerLogs` steps (true for our own lessons; false for a learner's program).
+    pub check_logs: bool,
+}
+
+impl RunOptions {
+    /// For the workbook's own lessons.
+    pub fn reference() -> RunOptions {
+        RunOptions {
+            read_timeout: Duration::from_secs(2),
+            check_logs: true,
+        }
+    }
+
+    /// For anybody's program: logs are not checked.
+    pub fn learner() -> RunOptions {
+        RunOptions {
+            read_timeout: Duration::from_secs(2),
+            check_logs: false,
+        }
+    }
+}
+
+/// What went over the wire, one line per event, with bytes escaped.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    pub lines: Vec<String>,
+    /// Each client's local address, so server logs that mention it can say `<c1>` instead.
+    pub clients: Vec<(Client, SocketAddr)>,
+}
+
+/// What kind of thing went wrong, so a checker can suggest the likely mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Bytes arrived, but not the expected ones.
+    WrongBytes,
+    /// Expected bytes, but nothing (or not enough) arrived in time.
+    NoAnswer,
+    /// The server closed the connection before sending what was expected.
+    ClosedEarly,
+    /// The connection broke (reset).
+    ConnectionBroken,
+    /// Could not connect at all.
+    ConnectFailed,
+    /// The server sent something where it should have sent nothing (or closed).
+    UnexpectedData,
+    /// The server kept a connection open that it should have closed.
+    NotClosed,
+    /// The server should have exited, and did not (or exited with another code).
+    ExitMismatch,
+    /// The server did not print a log line our own lesson must print.
+    MissingLog,
+    /// Sending failed.
+    SendFailed,
+}
+
+/// A failed step, with everything needed to understand it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub scenario: &'static str,
+    pub about: &'static str,
+    /// 1-based index of the failing step.
+    pub step_number: usize,
+    pub kind: FailureKind,
+    /// What was expected, described.
+    pub expected: String,
+    /// What was read, if this was a read step.
+    pub got: Option<Vec<u8>>,
+    /// How the read ended, in words ("then nothing more arrived for 2 s").
+    pub detail: String,
+    pub mismatch: Option<Mismatch>,
+    /// The conversation up to and including the failing step.
+    pub transcript: Vec<String>,
+    /// Set when the server program had exited by the time of the failure.
+    pub server_exit: Option<String>,
+    /// The last lines of the server's stderr.
+    pub stderr_tail: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "scenario `{}` ({}) failed at step {}",
+            self.scenario, self.about, self.step_number
+        )?;
+        writeln!(f, "conversation so far:")?;
+        for line in &self.transcript {
+            writeln!(f, "  {line}")?;
+        }
+        writeln!(f, "expected: {}", self.expected)?;
+        if let Some(got) = &self.got {
+            writeln!(
+                f,
+                "     got: {} ({} bytes){}",
+                escape_abbreviated(got, SHOW_BYTES),
+                got.len(),
+                self.detail
+            )?;
+        } else if !self.detail.is_empty() {
+            writeln!(f, "     got: {}", self.detail.trim_start_matches(", "))?;
+        }
+        if let Some(m) = &self.mismatch {
+            if let (Some(i), Some(got)) = (m.first_difference, &self.got) {
+                writeln!(f, "          {}", difference_marker(got, i, m.expected_byte))?;
+            }
+            if let Some(reason) = &m.reason {
+                writeln!(f, "          {reason}")?;
+            }
+        }
+        if let Some(exit) = &self.server_exit {
+            writeln!(f, "the server program had exited: {exit}")?;
+        }
+        if !self.stderr_tail.is_empty() {
+            writeln!(f, "its stderr ended with:")?;
+            for line in &self.stderr_tail {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// `first difference at byte 2: expected "\n" (0x0a), got end of data`
+pub fn difference_marker(got: &[u8], index: usize, expected: Option<u8>) -> String {
+    let show = |b: Option<u8>| match b {
+        Some(b) => format!("{} (0x{b:02x})", escape_bytes(&[b])),
+        None => "end of data".to_string(),
+    };
+    format!(
+        "first difference at byte {index}: expected {}, got {}",
+        show(expected),
+        show(got.get(index).copied())
+    )
+}
+
+struct Runner<'a> {
+    server: &'a mut ServerProcess,
+    scenario: &'a Scenario,
+    options: &'a RunOptions,
+    connections: Vec<(Client, Connection)>,
+    transcript: Transcript,
+}
+
+/// Runs `scenario` against `server`. Returns the transcript, or the first failed step.
+pub fn run_scenario(
+    server: &mut ServerProcess,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<Transcript, Box<Failure>> {
+    let mut runner = Runner {
+        server,
+        scenario,
+        options,
+        connections: Vec::new(),
+        transcript: Transcript::default(),
+    };
+    for (index, step) in scenario.steps.iter().enumerate() {
+        runner
+            .run_step(step)
+            .map_err(|failure| runner.fail(index + 1, *failure))?;
+    }
+    Ok(runner.transcript)
+}
+
+/// A failure before the scenario-wide fields are filled in.
+struct StepFailure {
+    kind: FailureKind,
+    expected: String,
+    got: Option<Vec<u8>>,
+    detail: String,
+    mismatch: Option<Mismatch>,
+}
+
+impl StepFailure {
+    fn new(kind: FailureKind, expected: impl Into<String>, detail: impl Into<String>) -> Box<StepFailure> {
+        Box::new(StepFailure {
+            kind,
+            expected: expected.into(),
+            got: None,
+            detail: detail.into(),
+            mismatch: None,
+        })
+    }
+}
+
+impl Runner<'_> {
+    fn connection(&mut self, client: Client) -> Result<&mut Connection, Box<StepFailure>> {
+        match self.connections.iter_mut().find(|(name, _)| *name == client) {
+            Some((_, conn)) => Ok(conn),
+            None => Err(StepFailure::new(
+                FailureKind::ConnectFailed,
+                format!("{client} to be connected"),
+                "the scenario uses a client before connecting it (a bug in the scenario)",
+            )),
+        }
+    }
+
+    fn log(&mut self, line: String) {
+        self.transcript.lines.push(line);
+    }
+
+    fn run_step(&mut self, step: &Step) -> Result<(), Box<StepFailure>> {
+        let timeout = self.options.read_timeout;
+        match step {
+            Step::Connect(client) => {
+                let conn = Connection::connect(self.server.addr(), timeout).map_err(|err| {
+                    StepFailure::new(
+                        FailureKind::ConnectFailed,
+                        format!("{client} to connect to the server"),
+                        describe_io_error(&err),
+                    )
+                })?;
+                self.transcript.clients.push((client, conn.local_addr()));
+                self.connections.push((client, conn));
+                self.log(format!("{client} connects"));
+            }
+            Step::Send(client, bytes) => {
+                self.log(format!("{client} > {}", escape_abbreviated(bytes, SHOW_BYTES)));
+                self.send(client, bytes)?;
+            }
+            Step::SendInWrites(client, writes) => {
+                for (i, piece) in writes.iter().enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(PAUSE_BETWEEN_WRITES);
+                    }
+                    self.log(format!("{client} > {}", escape_abbreviated(piece, SHOW_BYTES)));
+                    self.send(client, piece)?;
+                }
+            }
+            Step::Receive(client, read, expect) => {
+                let conn = self.connection(client)?;
+                let result = match read {
+                    Read::Line => conn.read_line(timeout, MAX_LINE),
+                    Read::Bytes(n) => conn.read_exact(*n, timeout),
+                    Read::ToEnd => conn.read_to_end(timeout),
+                };
+                if !result.bytes.is_empty() {
+                    self.log(format!(
+                        "{client} < {}",
+                        escape_abbreviated(&result.bytes, SHOW_BYTES)
+                    ));
+                }
+                self.check_read(client, read, expect, result)?;
+            }
+            Step::ExpectClosed(client) => {
+                let result = self.connection(client)?.read_to_end(timeout);
+                if !result.bytes.is_empty() {
+                    self.log(format!(
+                        "{client} < {}",
+                        escape_abbreviated(&result.bytes, SHOW_BYTES)
+                    ));
+                }
+                let expected = "the server to close the connection, sending nothing more";
+                match (result.bytes.is_empty(), &result.end) {
+                    (true, ReadEnd::Closed) => {
+                        self.log(format!("{client} sees the server close the connection"))
+                    }
+                    (true, ReadEnd::Failed(_)) => {
+                        self.log(format!("{client} sees the server reset the connection"))
+                    }
+                    (false, _) => {
+                        let mut failure = StepFailure::new(FailureKind::UnexpectedData, expected, "");
+                        failure.got = Some(result.bytes);
+                        return Err(failure);
+                    }
+                    (true, _) => {
+                        return Err(StepFailure::new(
+                            FailureKind::NotClosed,
+                            expected,
+                            format!("the connection was still open after {} s", timeout.as_secs_f32()),
+                        ));
+                    }
+                }
+            }
+            Step::ExpectSilence(client, duration) => {
+                let result = self.connection(client)?.read_exact(1, *duration);
+                if result.end == ReadEnd::TimedOut {
+                    self.log(format!(
+                        "{client} receives nothing for {} s",
+                        duration.as_secs_f32()
+                    ));
+                } else {
+                    let mut failure = StepFailure::new(
+                        FailureKind::UnexpectedData,
+                        format!("nothing to arrive for {} s", duration.as_secs_f32()),
+                        end_detail(&result.end, timeout),
+                    );
+                    failure.got = Some(result.bytes);
+                    return Err(failure);
+                }
+            }
+            Step::ShutdownWrite(client) => {
+                self.log(format!("{client} shuts down its write half"));
+                self.connection(client)?.shutdown_write().map_err(|err| {
+                    StepFailure::new(
+                        FailureKind::SendFailed,
+                        "to shut down the write half",
+                        describe_io_error(&err),
+                    )
+                })?;
+            }
+            Step::Close(client) => {
+                self.connections.retain(|(name, _)| name != client);
+                self.log(format!("{client} closes"));
+            }
+            Step::ServerExits(code) => {
+                let expected = match code {
+                    Some(code) => format!("the server to exit with code {code}"),
+                    None => "the server to exit".to_string(),
+                };
+                match self.server.wait_exit(timeout) {
+                    None => {
+                        return Err(StepFailure::new(
+                            FailureKind::ExitMismatch,
+                            expected,
+                            format!("it was still running after {} s", timeout.as_secs_f32()),
+                        ));
+                    }
+                    Some(status) if code.is_none() || status.code() == *code => {
+                        self.log(format!("server exits ({})", describe_exit(status)));
+                    }
+                    Some(status) => {
+                        return Err(StepFailure::new(
+                            FailureKind::ExitMismatch,
+                            expected,
+                            format!("it exited with {}", describe_exit(status)),
+                        ));
+                    }
+                }
+            }
+            Step::ServerLogs(text) => {
+                if self.options.check_logs && !self.server.wait_for_output(text, timeout) {
+                    return Err(StepFailure::new(
+                        FailureKind::MissingLog,
+                        format!("the server to log a line containing {text:?}"),
+                        format!("no such line within {} s", timeout.as_secs_f32()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, client: Client, bytes: &[u8]) -> Result<(), Box<StepFailure>> {
+        self.connection(client)?.send(bytes).map_err(|err| {
+            StepFailure::new(
+                FailureKind::SendFailed,
+                format!("{client} to send its bytes"),
+                describe_io_error(&err),
+            )
+        })
+    }
+
+    fn check_read(
+        &mut self,
+        client: Client,
+        read: &Read,
+        expect: &Expect,
+        result: ReadResult,
+    ) -> Result<(), Box<StepFailure>> {
+        let timeout = self.options.read_timeout;
+        let finished = match read {
+            // Reading to the end is complete when the server closes.
+            Read::ToEnd => result.end == ReadEnd::Closed,
+            _ => result.end == ReadEnd::Complete,
+        };
+        let checked = expect.check(&result.bytes);
+        if finished && checked.is_ok() {
+            if *read == Read::ToEnd {
+                self.log(format!("{client} sees the server close the connection"));
+            }
+            return Ok(());
+        }
+        let what = match read {
+            Read::Line => "a line",
+            Read::Bytes(_) => "bytes",
+            Read::ToEnd => "everything until the server closes",
+        };
+        let kind = match (&result.end, finished) {
+            (_, true) => FailureKind::WrongBytes,
+            (ReadEnd::Closed, _) => FailureKind::ClosedEarly,
+            (ReadEnd::Failed(_), _) => FailureKind::ConnectionBroken,
+            // Enough bytes arrived for a line, but no newline: judged by content below.
+            (ReadEnd::Complete, false) => FailureKind::WrongBytes,
+            (ReadEnd::TimedOut, _) if checked.is_err() && !result.bytes.is_empty() => FailureKind::WrongBytes,
+            (ReadEnd::TimedOut, _) => FailureKind::NoAnswer,
+        };
+        let detail = if finished {
+            String::new()
+        } else {
+            end_detail(&result.end, timeout)
+        };
+        Err(Box::new(StepFailure {
+            kind,
+            expected: format!("{what}: {}", expect.describe()),
+            got: Some(result.bytes),
+            detail,
+            mismatch: checked.err(),
+        }))
+    }
+
+    fn fail(&mut self, step_number: usize, failure: StepFailure) -> Box<Failure> {
+        let server_exit = self.server.exit_status().map(describe_exit);
+        Box::new(Failure {
+            scenario: self.scenario.name,
+            about: self.scenario.about,
+            step_number,
+            kind: failure.kind,
+            expected: failure.expected,
+            got: failure.got,
+            detail: failure.detail,
+            mismatch: failure.mismatch,
+            transcript: self.transcript.lines.clone(),
+            server_exit,
+            stderr_tail: self.server.stderr_tail(8),
+        })
+    }
+}
+
+fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
+    match end {
+        ReadEnd::Complete => String::new(),
+        ReadEnd::Closed => ", then the server closed the connection".to_string(),
+        ReadEnd::TimedOut => format!(", then nothing more arrived for {} s", timeout.as_secs_f32()),
+        ReadEnd::Failed(why) => format!(", then {why}"),
+    }
+}
+
+static ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\b").unwrap());
+static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?").unwrap()
+});
+
+/// Replaces what changes from run to run with stable tokens: a client's address becomes `<c1>`,
+/// the server's port `<port>`, any other address `<addr>`, a timestamp `<time>`.
+pub fn stable_tokens(line: &str, server: SocketAddr, clients: &[(Client, SocketAddr)]) -> String {
+    let line = TIMESTAMP.replace_all(line, "<time>");
+    ADDRESS
+        .replace_all(&line, |caps: &regex::Captures| {
+            let port: u16 = caps[2].parse().unwrap_or(0);
+            if let Some((name, _)) = clients.iter().find(|(_, addr)| addr.port() == port) {
+                format!("<{name}>")
+            } else if port == server.port() {
+                format!("{}:<port>", &caps[1])
+            } else {
+                "<addr>".to_string()
+            }
+        })
+        .into_owned()
+}
+
+/// The transcript followed by the server's output, all with stable tokens: the text a snapshot
+/// holds and the book shows.
+pub fn render(
+    scenario: &Scenario,
+    transcript: &Transcript,
+    server: SocketAddr,
+    output: &[OutputLine],
+) -> String {
+    let mut text = format!("# {}: {}\n", scenario.name, scenario.about);
+    for line in &transcript.lines {
+        text.push_str(&stable_tokens(line, server, &transcript.clients));
+        text.push('\n');
+    }
+    if !output.is_empty() {
+        text.push_str("--- server output ---\n");
+        for line in output {
+            let prefix = if line.stream == Stream::Stderr {
+                "[stderr] "
+            } else {
+                ""
+            };
+            text.push_str(prefix);
+            text.push_str(&stable_tokens(&line.text, server, &transcript.clients));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_times_become_tokens() {
+        let server: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let c1: SocketAddr = "127.0.0.1:51234".parse().unwrap();
+        let clients = [("c1", c1)];
+        assert_eq!(
+            stable_tokens("listening on 127.0.0.1:40000", server, &clients),
+            "listening on 127.0.0.1:<port>"
+        );
+        assert_eq!(
+            stable_tokens("connected by 127.0.0.1:51234", server, &clients),
+            "connected by <c1>"
+        );
+        assert_eq!(
+            stable_tokens("from 10.0.0.1:999", server, &clients),
+            "from <addr>"
+        );
+        assert_eq!(
+            stable_tokens(r#"c1 < "2026-11-25T12:58:44.123+01:00\n""#, server, &clients),
+            r#"c1 < "<time>\n""#
+        );
+    }
+
+    #[test]
+    fn the_marker_names_the_byte_values() {
+        assert_eq!(
+            difference_marker(b"OK", 2, Some(b'\n')),
+            r#"first difference at byte 2: expected "\n" (0x0a), got end of data"#
+        );
+    }
+}

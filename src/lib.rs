@@ -1,0 +1,18 @@
+//! # socket-workbook
+//!
+//! A hands-on course in low-level network programming. The lessons are small programs in
+//! `lessons/`; this library holds what they share and what checks them.
+//!
+//! # Layout
+//! - [`lesson`]: conventions every lesson program keeps (`--host`/`--port`, the `listening on`
+//!   line, one clear line for a failed `bind` or `connect`).
+//! - [`escape`]: showing bytes exactly, so `\r`, `\0` and invalid UTF-8 are visible.
+//! - [`harness`]: start a server, run a scenario against it over real sockets, record the
+//!   transcript. Independent of our lessons, so it checks programs in any language.
+//! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
+//!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
+
+pub mod escape;
+pub mod harness;
+pub mod lesson;
+pub mod scenarios;

@@ -1,0 +1,73 @@
+//! Scenarios for an echo server (lesson 01): whatever a client sends comes back after `Echo: `.
+//!
+//! Lesson 01's server adds the prefix once per `read`, not per message. Each scenario therefore
+//! waits for a reply before sending more, and keeps every write far below one read buffer, so
+//! one write arrives as one read. Lesson 04 shows what happens otherwise.
+
+use crate::harness::Scenario;
+
+/// The bytes an echo server sends back for `message`.
+pub fn echo_of(message: &[u8]) -> Vec<u8> {
+    [b"Echo: ", message].concat()
+}
+
+/// One client sends one line and reads the echo; the server exits when the client leaves.
+pub fn greeting() -> Scenario {
+    Scenario::new(
+        "greeting",
+        "one client sends a greeting and gets it back with the prefix",
+    )
+    .connect("c1")
+    .send("c1", "Hello, world!\n")
+    .expect_bytes("c1", echo_of(b"Hello, world!\n"))
+    .close("c1")
+    .server_exits(Some(0))
+}
+
+/// Every byte value, 0 to 255: an echo server must not treat the data as text.
+pub fn all_byte_values() -> Scenario {
+    let every_byte: Vec<u8> = (0..=255).collect();
+    Scenario::new(
+        "all-byte-values",
+        "the 256 byte values, NUL and invalid UTF-8 included, come back unchanged",
+    )
+    .connect("c1")
+    .send("c1", &every_byte)
+    .expect_bytes("c1", echo_of(&every_byte))
+    .close("c1")
+    .server_exits(Some(0))
+}
+
+/// Three messages, each waiting for its reply before the next one is sent.
+pub fn three_messages() -> Scenario {
+    let mut scenario = Scenario::new(
+        "three-messages",
+        "a client sends three messages, waiting for each reply",
+    )
+    .connect("c1");
+    for message in ["one\n", "two\n", "three\n"] {
+        scenario = scenario
+            .send("c1", message)
+            .expect_bytes("c1", echo_of(message.as_bytes()));
+    }
+    scenario.close("c1").server_exits(Some(0))
+}
+
+/// The client says "no more data" with a half-close and still gets its reply and a clean close.
+pub fn half_close() -> Scenario {
+    Scenario::new(
+        "half-close",
+        "the client shuts down its write half; the server still answers, then closes",
+    )
+    .connect("c1")
+    .send("c1", "last words\n")
+    .shutdown_write("c1")
+    .expect_bytes("c1", echo_of(b"last words\n"))
+    .expect_closed("c1")
+    .server_exits(Some(0))
+}
+
+/// All echo server scenarios, in the order the book tells them.
+pub fn all() -> Vec<Scenario> {
+    vec![greeting(), all_byte_values(), three_messages(), half_close()]
+}

@@ -1,0 +1,4 @@
+//! Every lesson's scenarios, as data. Tests, the book and `workbook check` all read them here.
+
+pub mod echo;
+pub mod time;

@@ -1,0 +1,56 @@
+//! Lesson 01 against its scenarios, over real loopback sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use socket_workbook::harness::{Connection, run_lesson, start_lesson};
+use socket_workbook::scenarios::echo;
+
+const LESSON: &str = env!("CARGO_BIN_EXE_01_echo_server");
+
+#[test]
+fn every_scenario_matches_its_snapshot() {
+    for scenario in echo::all() {
+        insta::assert_snapshot!(scenario.name, run_lesson(LESSON, &[], &scenario));
+    }
+}
+
+/// A megabyte arrives in many reads, and each read gets its own `Echo: ` prefix. With the
+/// prefixes taken out, the data must be intact, and there must be one prefix per logged read.
+#[test]
+fn a_megabyte_comes_back_intact_with_one_prefix_per_read() {
+    // Lowercase letters only, so the payload cannot contain "Echo: " itself.
+    let payload: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut server = start_lesson(LESSON, &[]).unwrap();
+    let mut client = Connection::connect(server.addr(), Duration::from_secs(2)).unwrap();
+    client.send(&payload).unwrap();
+    client.shutdown_write().unwrap();
+    let reply = client.read_to_end(Duration::from_secs(10));
+    assert_eq!(reply.end, socket_workbook::harness::client::ReadEnd::Closed);
+    assert!(reply.bytes.starts_with(b"Echo: "));
+
+    let text = String::from_utf8(reply.bytes).unwrap();
+    let pieces: Vec<&str> = text.split("Echo: ").skip(1).collect();
+    assert_eq!(pieces.concat().as_bytes(), payload.as_slice());
+
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+    let reads = server
+        .finish()
+        .iter()
+        .filter(|line| line.text.starts_with("received "))
+        .count();
+    assert_eq!(reads, pieces.len(), "one prefix per read");
+    assert!(
+        reads >= 1024,
+        "1 MiB through a 1024-byte buffer takes at least 1024 reads, saw {reads}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_reported_clearly() {
+    common::assert_port_in_use_is_reported("01_echo_server");
+}
