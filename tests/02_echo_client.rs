@@ -9,9 +9,22 @@ use std::thread;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use socket_workbook::harness::{stable_tokens, start_lesson};
+use socket_workbook::harness::{RunOptions, run_client_scenario, stable_tokens, start_lesson};
+use socket_workbook::scenarios::echo;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_01_echo_server");
+const LESSON: &str = env!("CARGO_BIN_EXE_02_echo_client");
+
+/// The client scenarios `workbook check echo-client` uses, against our own client.
+#[test]
+fn every_client_scenario_matches_its_snapshot() {
+    let command = [LESSON.to_string(), "--port".to_string(), "{port}".to_string()];
+    for scenario in echo::client_all() {
+        let run = run_client_scenario(&command, &scenario, &RunOptions::reference())
+            .unwrap_or_else(|failure| panic!("{failure}"));
+        insta::assert_snapshot!(format!("client-{}", scenario.name), run.render(&scenario));
+    }
+}
 
 fn client() -> Command {
     let mut command = Command::cargo_bin("02_echo_client").unwrap();

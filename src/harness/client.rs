@@ -60,6 +60,11 @@ impl Connection {
     /// Connects to `addr`, giving up after `timeout`.
     pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Connection> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        Connection::from_stream(stream, timeout)
+    }
+
+    /// Wraps an already connected stream (for example one a fake server accepted).
+    pub fn from_stream(stream: TcpStream, timeout: Duration) -> io::Result<Connection> {
         // Send each write at once, so a scenario's "1-byte writes" really leave one by one.
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(timeout.max(Duration::from_secs(5))))?;

@@ -9,8 +9,10 @@
 //! - [`client`]: a client connection whose every read has a deadline.
 //! - [`scenario`]: scenarios as data ([`Scenario`], [`Step`], [`Expect`]).
 //! - [`run`]: run a scenario, get a [`Transcript`] or a [`Failure`] that explains itself.
+//! - [`client_scenario`]: the other way round: a scripted fake server checks a client program.
 
 pub mod client;
+pub mod client_scenario;
 pub mod process;
 pub mod run;
 pub mod scenario;
@@ -19,6 +21,7 @@ use std::process::Command;
 use std::time::Duration;
 
 pub use client::Connection;
+pub use client_scenario::{ClientScenario, ExitExpect, ServerStep, run_client_scenario};
 pub use process::{Readiness, ServerProcess, StartError};
 pub use run::{Failure, FailureKind, RunOptions, Transcript, render, run_scenario, stable_tokens};
 pub use scenario::{Client, Expect, Read, Scenario, Step};

@@ -32,6 +32,8 @@ pub enum Readiness {
     /// Any program: something listens on this port on 127.0.0.1. Checked without connecting, so a
     /// server that serves a single client is not used up by the check.
     PortListening(u16),
+    /// Do not wait (for client programs).
+    Started,
 }
 
 /// Why a server could not be started or did not become ready.
@@ -143,6 +145,7 @@ impl ServerProcess {
         server.addr = match readiness {
             Readiness::ListeningLine => server.wait_for_listening_line(timeout)?,
             Readiness::PortListening(port) => server.wait_for_port(port, timeout)?,
+            Readiness::Started => server.addr,
         };
         Ok(server)
     }

@@ -78,6 +78,10 @@ pub enum FailureKind {
     MissingLog,
     /// Sending failed.
     SendFailed,
+    /// A client program printed something other than expected.
+    WrongOutput,
+    /// A client program did not connect to the server it was given.
+    DidNotConnect,
 }
 
 /// A failed step, with everything needed to understand it.
@@ -192,16 +196,20 @@ pub fn run_scenario(
 }
 
 /// A failure before the scenario-wide fields are filled in.
-struct StepFailure {
-    kind: FailureKind,
-    expected: String,
-    got: Option<Vec<u8>>,
-    detail: String,
-    mismatch: Option<Mismatch>,
+pub(crate) struct StepFailure {
+    pub(crate) kind: FailureKind,
+    pub(crate) expected: String,
+    pub(crate) got: Option<Vec<u8>>,
+    pub(crate) detail: String,
+    pub(crate) mismatch: Option<Mismatch>,
 }
 
 impl StepFailure {
-    fn new(kind: FailureKind, expected: impl Into<String>, detail: impl Into<String>) -> Box<StepFailure> {
+    pub(crate) fn new(
+        kind: FailureKind,
+        expected: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Box<StepFailure> {
         Box::new(StepFailure {
             kind,
             expected: expected.into(),
@@ -387,45 +395,11 @@ impl Runner<'_> {
         expect: &Expect,
         result: ReadResult,
     ) -> Result<(), Box<StepFailure>> {
-        let timeout = self.options.read_timeout;
-        let finished = match read {
-            // Reading to the end is complete when the server closes.
-            Read::ToEnd => result.end == ReadEnd::Closed,
-            _ => result.end == ReadEnd::Complete,
-        };
-        let checked = expect.check(&result.bytes);
-        if finished && checked.is_ok() {
-            if *read == Read::ToEnd {
-                self.log(format!("{client} sees the server close the connection"));
-            }
-            return Ok(());
+        judge_read(read, expect, result, self.options.read_timeout)?;
+        if *read == Read::ToEnd {
+            self.log(format!("{client} sees the server close the connection"));
         }
-        let what = match read {
-            Read::Line => "a line",
-            Read::Bytes(_) => "bytes",
-            Read::ToEnd => "everything until the server closes",
-        };
-        let kind = match (&result.end, finished) {
-            (_, true) => FailureKind::WrongBytes,
-            (ReadEnd::Closed, _) => FailureKind::ClosedEarly,
-            (ReadEnd::Failed(_), _) => FailureKind::ConnectionBroken,
-            // Enough bytes arrived for a line, but no newline: judged by content below.
-            (ReadEnd::Complete, false) => FailureKind::WrongBytes,
-            (ReadEnd::TimedOut, _) if checked.is_err() && !result.bytes.is_empty() => FailureKind::WrongBytes,
-            (ReadEnd::TimedOut, _) => FailureKind::NoAnswer,
-        };
-        let detail = if finished {
-            String::new()
-        } else {
-            end_detail(&result.end, timeout)
-        };
-        Err(Box::new(StepFailure {
-            kind,
-            expected: format!("{what}: {}", expect.describe()),
-            got: Some(result.bytes),
-            detail,
-            mismatch: checked.err(),
-        }))
+        Ok(())
     }
 
     fn fail(&mut self, step_number: usize, failure: StepFailure) -> Box<Failure> {
@@ -446,7 +420,51 @@ impl Runner<'_> {
     }
 }
 
-fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
+/// Judges what a read step got: the bytes must meet `expect`, and the read must have ended the
+/// way `read` asks (a whole line, all `n` bytes, or the peer closing for `Read::ToEnd`).
+pub(crate) fn judge_read(
+    read: &Read,
+    expect: &Expect,
+    result: ReadResult,
+    timeout: Duration,
+) -> Result<(), Box<StepFailure>> {
+    let finished = match read {
+        Read::ToEnd => result.end == ReadEnd::Closed,
+        _ => result.end == ReadEnd::Complete,
+    };
+    let checked = expect.check(&result.bytes);
+    if finished && checked.is_ok() {
+        return Ok(());
+    }
+    let what = match read {
+        Read::Line => "a line",
+        Read::Bytes(_) => "bytes",
+        Read::ToEnd => "everything until the connection closes",
+    };
+    let kind = match (&result.end, finished) {
+        (_, true) => FailureKind::WrongBytes,
+        (ReadEnd::Closed, _) => FailureKind::ClosedEarly,
+        (ReadEnd::Failed(_), _) => FailureKind::ConnectionBroken,
+        // Enough bytes arrived for a line, but no newline: judged by content.
+        (ReadEnd::Complete, false) => FailureKind::WrongBytes,
+        (ReadEnd::TimedOut, _) if checked.is_err() && !result.bytes.is_empty() => FailureKind::WrongBytes,
+        (ReadEnd::TimedOut, _) => FailureKind::NoAnswer,
+    };
+    let detail = if finished {
+        String::new()
+    } else {
+        end_detail(&result.end, timeout)
+    };
+    Err(Box::new(StepFailure {
+        kind,
+        expected: format!("{what}: {}", expect.describe()),
+        got: Some(result.bytes),
+        detail,
+        mismatch: checked.err(),
+    }))
+}
+
+pub(crate) fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
     match end {
         ReadEnd::Complete => String::new(),
         ReadEnd::Closed => ", then the server closed the connection".to_string(),

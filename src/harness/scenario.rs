@@ -32,6 +32,8 @@ pub enum Expect {
     Exact(Vec<u8>),
     /// Anything that starts with these bytes.
     Prefix(Vec<u8>),
+    /// Anything that contains these bytes somewhere.
+    Contains(Vec<u8>),
     /// An error line of the KV protocol: `ERROR\n`, or `ERROR <reason>\n`.
     ErrorLine,
     /// An RFC 3339 timestamp with offset and a newline, within `within` of now.
@@ -49,11 +51,16 @@ impl Expect {
         Expect::Prefix(bytes.as_ref().to_vec())
     }
 
+    pub fn contains(bytes: impl AsRef<[u8]>) -> Expect {
+        Expect::Contains(bytes.as_ref().to_vec())
+    }
+
     /// A human description: `"OK\n"`, `a line starting with "ERROR"`.
     pub fn describe(&self) -> String {
         match self {
             Expect::Exact(bytes) => format!("{} ({} bytes)", escape_abbreviated(bytes, 120), bytes.len()),
             Expect::Prefix(bytes) => format!("something starting with {}", escape_abbreviated(bytes, 120)),
+            Expect::Contains(bytes) => format!("something containing {}", escape_abbreviated(bytes, 120)),
             Expect::ErrorLine => r#"an error line: "ERROR\n" or "ERROR <reason>\n""#.to_string(),
             Expect::RecentTimestamp { within } => format!(
                 r#"the current time as an RFC 3339 timestamp with offset and "\n" (like "2026-11-25T14:03:07+01:00\n"), within {} s of now"#,
@@ -79,6 +86,16 @@ impl Expect {
                     Ok(())
                 } else {
                     Err(Mismatch::at(first_difference(want, got), want))
+                }
+            }
+            Expect::Contains(want) => {
+                if want.is_empty() || got.windows(want.len()).any(|w| w == want.as_slice()) {
+                    Ok(())
+                } else {
+                    Err(Mismatch::because(format!(
+                        "{} does not appear in it",
+                        escape_abbreviated(want, 120)
+                    )))
                 }
             }
             Expect::ErrorLine => {

@@ -1,10 +1,11 @@
-//! Scenarios for an echo server (lesson 01): whatever a client sends comes back after `Echo: `.
+//! Scenarios for an echo server (lesson 01): whatever a client sends comes back after `Echo: `;
+//! and for an echo client (lesson 02), played against a scripted fake server.
 //!
 //! Lesson 01's server adds the prefix once per `read`, not per message. Each scenario therefore
 //! waits for a reply before sending more, and keeps every write far below one read buffer, so
 //! one write arrives as one read. Lesson 04 shows what happens otherwise.
 
-use crate::harness::Scenario;
+use crate::harness::{ClientScenario, ExitExpect, Expect, Scenario};
 
 /// The bytes an echo server sends back for `message`.
 pub fn echo_of(message: &[u8]) -> Vec<u8> {
@@ -70,4 +71,36 @@ pub fn half_close() -> Scenario {
 /// All echo server scenarios, in the order the book tells them.
 pub fn all() -> Vec<Scenario> {
     vec![greeting(), all_byte_values(), three_messages(), half_close()]
+}
+
+// Scenarios for an echo client (lesson 02), played against a scripted fake server.
+
+/// The client sends its message; the fake server echoes it and closes; the client prints it.
+pub fn client_round_trip() -> ClientScenario {
+    ClientScenario::new(
+        "round-trip",
+        "the client sends its message and prints the echo it gets back",
+    )
+    .args(&["hello checker"])
+    .receive_bytes("hello checker")
+    .reply(echo_of(b"hello checker"))
+    .close()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::contains("Echo: hello checker"))
+}
+
+/// Nobody listens: the client must say so clearly and exit non-zero, not crash.
+pub fn client_refused() -> ClientScenario {
+    ClientScenario::new(
+        "connection-refused",
+        "no server is running: the client reports it in a clear line and exits non-zero",
+    )
+    .args(&["anyone there?"])
+    .nobody_listening()
+    .exits(ExitExpect::Failure)
+}
+
+/// All echo client scenarios.
+pub fn client_all() -> Vec<ClientScenario> {
+    vec![client_round_trip(), client_refused()]
 }

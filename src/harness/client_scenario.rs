@@ -1,0 +1,448 @@
+//! Scenarios for client programs: the harness plays a scripted server, runs the client with the
+//! scenario's arguments, and checks what the client sent, how it exited and what it printed.
+//!
+//! The transcript is written from the client's side, like server scenarios:
+//! `client > "GET a\n"` is what the client sent, `client < "1\n"` what our fake server answered.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::client::{Connection, ReadEnd, describe_io_error};
+use super::process::{OutputLine, Readiness, ServerProcess, Stream, describe_exit};
+use super::run::{Failure, FailureKind, RunOptions, StepFailure, end_detail, judge_read, stable_tokens};
+use super::scenario::{Expect, Read};
+use crate::escape::escape_abbreviated;
+
+/// What the fake server does with the client's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerStep {
+    /// Read what the client sent and check it.
+    Receive(Read, Expect),
+    /// The client must signal it has finished sending (close or half-close: we read 0).
+    ExpectEndOfInput,
+    /// Send these bytes to the client.
+    Send(Vec<u8>),
+    /// Close the connection.
+    Close,
+}
+
+/// How the client program must exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitExpect {
+    Code(i32),
+    /// Any non-zero code (not killed by a signal).
+    Failure,
+}
+
+/// A client scenario: arguments, the fake server's script, and what the client must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientScenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Appended to the client's command line.
+    pub args: Vec<String>,
+    /// `false`: nothing listens on the port (the client must report a refused connection).
+    pub listen: bool,
+    pub server: Vec<ServerStep>,
+    pub exit: ExitExpect,
+    /// What the client's stdout must be (or contain, with `Expect::Contains`).
+    pub stdout: Expect,
+    /// `true`: stderr must be empty on success and must say something on failure; never a panic.
+    pub check_stderr: bool,
+}
+
+impl ClientScenario {
+    pub fn new(name: &'static str, about: &'static str) -> ClientScenario {
+        ClientScenario {
+            name,
+            about,
+            args: Vec::new(),
+            listen: true,
+            server: Vec::new(),
+            exit: ExitExpect::Code(0),
+            stdout: Expect::Anything,
+            check_stderr: true,
+        }
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Nothing will listen on the client's port.
+    pub fn nobody_listening(mut self) -> Self {
+        self.listen = false;
+        self
+    }
+
+    pub fn receive_line(mut self, expect: Expect) -> Self {
+        self.server.push(ServerStep::Receive(Read::Line, expect));
+        self
+    }
+
+    pub fn receive_bytes(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        let bytes = bytes.as_ref();
+        self.server.push(ServerStep::Receive(
+            Read::Bytes(bytes.len()),
+            Expect::exact(bytes),
+        ));
+        self
+    }
+
+    pub fn expect_end_of_input(mut self) -> Self {
+        self.server.push(ServerStep::ExpectEndOfInput);
+        self
+    }
+
+    pub fn reply(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.server.push(ServerStep::Send(bytes.as_ref().to_vec()));
+        self
+    }
+
+    pub fn close(mut self) -> Self {
+        self.server.push(ServerStep::Close);
+        self
+    }
+
+    pub fn exits(mut self, exit: ExitExpect) -> Self {
+        self.exit = exit;
+        self
+    }
+
+    pub fn stdout(mut self, expect: Expect) -> Self {
+        self.stdout = expect;
+        self
+    }
+}
+
+/// What a passing client scenario produced.
+#[derive(Debug, Clone)]
+pub struct ClientRun {
+    pub lines: Vec<String>,
+    pub output: Vec<OutputLine>,
+    pub port: u16,
+}
+
+impl ClientRun {
+    /// The transcript and the client's output, with the port replaced by `<port>`.
+    pub fn render(&self, scenario: &ClientScenario) -> String {
+        let server = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut text = format!("# {}: {}\n", scenario.name, scenario.about);
+        text.push_str(&format!(
+            "$ client --port <port> {}\n",
+            shell_words(&scenario.args)
+        ));
+        for line in &self.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str("--- client output ---\n");
+        for line in &self.output {
+            let prefix = if line.stream == Stream::Stderr {
+                "[stderr] "
+            } else {
+                ""
+            };
+            let shown = stable_tokens(&line.text, server, &[]).replace(&self.port.to_string(), "<port>");
+            text.push_str(&format!("{prefix}{shown}\n"));
+        }
+        text
+    }
+}
+
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How long a client program gets to start and connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a client program against the scenario's fake server. `command` is the program and its
+/// arguments, in which `{port}` is replaced by the fake server's port; the scenario's arguments
+/// are appended.
+pub fn run_client_scenario(
+    command: &[String],
+    scenario: &ClientScenario,
+    options: &RunOptions,
+) -> Result<ClientRun, Box<Failure>> {
+    let mut lines = Vec::new();
+    let fail = |lines: &Vec<String>, client: Option<&mut ServerProcess>, step: usize, f: Box<StepFailure>| {
+        let (server_exit, stderr_tail) = match client {
+            Some(client) => (client.exit_status().map(describe_exit), client.stderr_tail(8)),
+            None => (None, Vec::new()),
+        };
+        Box::new(Failure {
+            scenario: scenario.name,
+            about: scenario.about,
+            step_number: step,
+            kind: f.kind,
+            expected: f.expected,
+            got: f.got,
+            detail: f.detail,
+            mismatch: f.mismatch,
+            transcript: lines.clone(),
+            server_exit,
+            stderr_tail,
+        })
+    };
+    let could_not = |what: &str, err: io::Error| {
+        StepFailure::new(FailureKind::DidNotConnect, what.to_string(), err.to_string())
+    };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| fail(&lines, None, 0, could_not("a free port", e)))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| fail(&lines, None, 0, could_not("a free port", e)))?
+        .port();
+    let listener = if scenario.listen {
+        Some(listener)
+    } else {
+        // The kernel gave us a free port; closing the listener leaves nothing there.
+        drop(listener);
+        None
+    };
+
+    let Some((program, rest)) = command.split_first() else {
+        return Err(fail(
+            &lines,
+            None,
+            0,
+            StepFailure::new(FailureKind::DidNotConnect, "a command to run", "none"),
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(rest.iter().map(|a| a.replace("{port}", &port.to_string())));
+    cmd.args(&scenario.args);
+    let mut client = ServerProcess::start(cmd, Readiness::Started, Duration::ZERO).map_err(|e| {
+        fail(
+            &lines,
+            None,
+            0,
+            StepFailure::new(
+                FailureKind::DidNotConnect,
+                "the client program to start",
+                e.message,
+            ),
+        )
+    })?;
+
+    let mut step_number = 0;
+    if let Some(listener) = listener {
+        step_number = 1;
+        let conn = accept_client(&listener, &mut client, options.read_timeout)
+            .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
+        lines.push("client connects".to_string());
+        let mut conn = Some(conn);
+        for step in &scenario.server {
+            step_number += 1;
+            run_server_step(step, &mut conn, &mut lines, options.read_timeout)
+                .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
+        }
+    }
+
+    step_number += 1;
+    let Some(status) = client.wait_exit(options.read_timeout) else {
+        let f = StepFailure::new(
+            FailureKind::ExitMismatch,
+            "the client to finish and exit",
+            format!(
+                "it was still running {} s after the conversation ended",
+                options.read_timeout.as_secs_f32()
+            ),
+        );
+        return Err(fail(&lines, Some(&mut client), step_number, f));
+    };
+    let code_ok = match scenario.exit {
+        ExitExpect::Code(code) => status.code() == Some(code),
+        ExitExpect::Failure => matches!(status.code(), Some(code) if code != 0),
+    };
+    if !code_ok {
+        let expected = match scenario.exit {
+            ExitExpect::Code(code) => format!("the client to exit with code {code}"),
+            ExitExpect::Failure => "the client to exit with a non-zero code (not a crash)".to_string(),
+        };
+        let f = StepFailure::new(
+            FailureKind::ExitMismatch,
+            expected,
+            format!("it exited with {}", describe_exit(status)),
+        );
+        return Err(fail(&lines, Some(&mut client), step_number, f));
+    }
+    lines.push(format!("client exits ({})", describe_exit(status)));
+
+    let output = client.finish();
+    let stdout: Vec<u8> = output
+        .iter()
+        .filter(|l| l.stream == Stream::Stdout)
+        .flat_map(|l| l.text.bytes().chain(std::iter::once(b'\n')))
+        .collect();
+    let stderr: Vec<&str> = output
+        .iter()
+        .filter(|l| l.stream == Stream::Stderr)
+        .map(|l| l.text.as_str())
+        .collect();
+    let output_failure = |kind, expected: String, got: Option<Vec<u8>>, detail: String| {
+        let mut f = StepFailure::new(kind, expected, detail);
+        f.got = got;
+        f
+    };
+    if let Err(mismatch) = scenario.stdout.check(&stdout) {
+        let mut f = output_failure(
+            FailureKind::WrongOutput,
+            format!("the client's stdout: {}", scenario.stdout.describe()),
+            Some(stdout),
+            String::new(),
+        );
+        f.mismatch = Some(mismatch);
+        let mut failure = fail(&lines, None, step_number, f);
+        failure.stderr_tail = stderr.iter().map(|s| s.to_string()).collect();
+        return Err(failure);
+    }
+    if scenario.check_stderr {
+        let panicked = stderr
+            .iter()
+            .any(|l| l.contains("panicked at") || l.contains("Traceback (most recent call last)"));
+        let problem = if panicked {
+            Some("it crashed (a panic or a traceback) instead of reporting the problem in one clear line")
+        } else if scenario.exit != ExitExpect::Code(0) && stderr.is_empty() {
+            Some("nothing on stderr: a failing client should say why")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let f = output_failure(
+                FailureKind::WrongOutput,
+                "a clear message on stderr".into(),
+                None,
+                problem.into(),
+            );
+            let mut failure = fail(&lines, None, step_number, f);
+            failure.stderr_tail = stderr.iter().rev().take(8).rev().map(|s| s.to_string()).collect();
+            return Err(failure);
+        }
+    }
+    Ok(ClientRun { lines, output, port })
+}
+
+/// Waits for the client program to connect, noticing if it exits first.
+fn accept_client(
+    listener: &TcpListener,
+    client: &mut ServerProcess,
+    timeout: Duration,
+) -> Result<Connection, Box<StepFailure>> {
+    let expected = "the client to connect to the port it was given";
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| StepFailure::new(FailureKind::DidNotConnect, expected, e.to_string()))?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream
+                    .set_nonblocking(false)
+                    .map_err(|e| StepFailure::new(FailureKind::DidNotConnect, expected, e.to_string()))?;
+                return Connection::from_stream(stream, timeout).map_err(|e| {
+                    StepFailure::new(FailureKind::DidNotConnect, expected, describe_io_error(&e))
+                });
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => {
+                return Err(StepFailure::new(
+                    FailureKind::DidNotConnect,
+                    expected,
+                    err.to_string(),
+                ));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(StepFailure::new(
+                FailureKind::DidNotConnect,
+                expected,
+                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+            ));
+        }
+        // Doubles as the pause between two looks: returns at once if the client exits.
+        if let Some(status) = client.wait_exit(Duration::from_millis(20)) {
+            return Err(StepFailure::new(
+                FailureKind::DidNotConnect,
+                expected,
+                format!("it exited ({}) without connecting", describe_exit(status)),
+            ));
+        }
+    }
+}
+
+fn run_server_step(
+    step: &ServerStep,
+    conn: &mut Option<Connection>,
+    lines: &mut Vec<String>,
+    timeout: Duration,
+) -> Result<(), Box<StepFailure>> {
+    let Some(connection) = conn.as_mut() else {
+        return Err(StepFailure::new(
+            FailureKind::NotClosed,
+            "an open connection",
+            "the scenario closed it already",
+        ));
+    };
+    match step {
+        ServerStep::Receive(read, expect) => {
+            let result = match read {
+                Read::Line => connection.read_line(timeout, 1024 * 1024),
+                Read::Bytes(n) => connection.read_exact(*n, timeout),
+                Read::ToEnd => connection.read_to_end(timeout),
+            };
+            if !result.bytes.is_empty() {
+                lines.push(format!("client > {}", escape_abbreviated(&result.bytes, 300)));
+            }
+            judge_read(read, expect, result, timeout)?;
+        }
+        ServerStep::ExpectEndOfInput => {
+            let result = connection.read_to_end(timeout);
+            if !result.bytes.is_empty() {
+                lines.push(format!("client > {}", escape_abbreviated(&result.bytes, 300)));
+            }
+            let expected = "the client to signal the end of its request (shut down its write half or close)";
+            match (&result.end, result.bytes.is_empty()) {
+                (ReadEnd::Closed, true) => lines.push("client shuts down its write half".to_string()),
+                (_, false) => {
+                    let mut f = StepFailure::new(FailureKind::UnexpectedData, expected, "it sent more");
+                    f.got = Some(result.bytes);
+                    return Err(f);
+                }
+                (end, true) => {
+                    return Err(StepFailure::new(
+                        FailureKind::NoAnswer,
+                        expected,
+                        end_detail(end, timeout),
+                    ));
+                }
+            }
+        }
+        ServerStep::Send(bytes) => {
+            lines.push(format!("client < {}", escape_abbreviated(bytes, 300)));
+            // The client may legitimately have closed already; what it does next is judged later.
+            let _ = connection.send(bytes);
+        }
+        ServerStep::Close => {
+            *conn = None;
+            lines.push("server closes the connection".to_string());
+        }
+    }
+    Ok(())
+}
