@@ -32,6 +32,25 @@ pub fn escape_abbreviated(bytes: &[u8], max: usize) -> String {
     out
 }
 
+/// Joins arguments into one line a shell would read back the same way, quoting where needed:
+/// `python3 'my server.py' --port {port}`.
+pub fn shell_line(args: &[String]) -> String {
+    args.iter()
+        .map(|arg| {
+            if !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:{}=@%+,".contains(c))
+            {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn push_escaped(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
         match b {

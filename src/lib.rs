@@ -12,6 +12,7 @@
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
 
+pub mod checker;
 pub mod escape;
 pub mod harness;
 pub mod lesson;

@@ -13,7 +13,7 @@ use super::client::{Connection, ReadEnd, describe_io_error};
 use super::process::{OutputLine, Readiness, ServerProcess, Stream, describe_exit};
 use super::run::{Failure, FailureKind, RunOptions, StepFailure, end_detail, judge_read, stable_tokens};
 use super::scenario::{Expect, Read};
-use crate::escape::escape_abbreviated;
+use crate::escape::{escape_abbreviated, shell_line};
 
 /// What the fake server does with the client's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub struct ClientScenario {
     pub stdout: Expect,
     /// `true`: stderr must be empty on success and must say something on failure; never a panic.
     pub check_stderr: bool,
+    /// The likely mistake when a client fails this scenario.
+    pub hint: Option<&'static str>,
 }
 
 impl ClientScenario {
@@ -64,7 +66,13 @@ impl ClientScenario {
             exit: ExitExpect::Code(0),
             stdout: Expect::Anything,
             check_stderr: true,
+            hint: None,
         }
+    }
+
+    pub fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = Some(hint);
+        self
     }
 
     pub fn args(mut self, args: &[&str]) -> Self {
@@ -133,7 +141,7 @@ impl ClientRun {
         let mut text = format!("# {}: {}\n", scenario.name, scenario.about);
         text.push_str(&format!(
             "$ client --port <port> {}\n",
-            shell_words(&scenario.args)
+            shell_line(&scenario.args)
         ));
         for line in &self.lines {
             text.push_str(line);
@@ -151,22 +159,6 @@ impl ClientRun {
         }
         text
     }
-}
-
-fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// How long a client program gets to start and connect.
@@ -198,6 +190,7 @@ pub fn run_client_scenario(
             transcript: lines.clone(),
             server_exit,
             stderr_tail,
+            missing_newline: f.missing_newline,
         })
     };
     let could_not = |what: &str, err: io::Error| {

@@ -5,6 +5,7 @@ use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
@@ -59,6 +60,42 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// Process groups of all programs started and not yet reaped, so that [`kill_all_running`] can
+/// end them when the tool itself is interrupted.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Set by [`kill_all_running`]: no new program may keep running.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Kills every program this process started that may still run (SIGTERM, then SIGKILL). For a
+/// Ctrl-C handler: our programs run in process groups of their own, so the terminal's SIGINT
+/// does not reach them.
+pub fn kill_all_running() {
+    let groups = {
+        let running = RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A program being started right now registers after this; it sees the flag and goes.
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        running.clone()
+    };
+    for &pgid in &groups {
+        signal_group(pgid, libc::SIGTERM);
+    }
+    if !groups.is_empty() {
+        // Give them a moment to exit cleanly, then make sure.
+        std::thread::sleep(Duration::from_millis(300));
+        for &pgid in &groups {
+            signal_group(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// After [`kill_all_running`] began (from a Ctrl-C handler), the work in other threads must not
+/// finish the process before the handler has made sure every program is gone: they wait here.
+pub fn wait_if_interrupted() {
+    while INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::park();
+    }
+}
+
 /// Keep at most this many output lines (the rest are counted, not stored) and cut longer lines:
 /// a program that prints without end must not fill our memory.
 const MAX_LINES: usize = 10_000;
@@ -111,6 +148,13 @@ impl ServerProcess {
             stderr_tail: Vec::new(),
         })?;
         let pid = child.id() as i32;
+        {
+            let mut running = RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                signal_group(pid, libc::SIGKILL);
+            }
+            running.push(pid);
+        }
         let output = Arc::new(Output::default());
         let mut readers = Vec::new();
         for (stream, pipe) in [
@@ -306,6 +350,10 @@ impl ServerProcess {
         }
         // Children the program started may still hold the group; they go too.
         signal_group(self.pid, libc::SIGKILL);
+        RUNNING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|&pid| pid != self.pid);
     }
 }
 

@@ -105,6 +105,50 @@ pub struct Failure {
     pub server_exit: Option<String>,
     /// The last lines of the server's stderr.
     pub stderr_tail: Vec<String>,
+    /// The bytes read would have been right with a `\n` at the end.
+    pub missing_newline: bool,
+}
+
+impl Failure {
+    /// The report without its heading: conversation, expected, got, where they differ, and how
+    /// the program ended. One entry per line.
+    pub fn report_lines(&self) -> Vec<String> {
+        let mut lines = vec!["conversation so far:".to_string()];
+        lines.extend(self.transcript.iter().map(|line| format!("  {line}")));
+        if self.transcript.is_empty() {
+            lines.push("  (nothing yet)".to_string());
+        }
+        lines.push(format!("expected: {}", self.expected));
+        if let Some(got) = &self.got {
+            lines.push(format!(
+                "     got: {} ({} bytes){}",
+                escape_abbreviated(got, SHOW_BYTES),
+                got.len(),
+                self.detail
+            ));
+        } else if !self.detail.is_empty() {
+            lines.push(format!("     got: {}", self.detail.trim_start_matches(", ")));
+        }
+        if let Some(m) = &self.mismatch {
+            if let (Some(i), Some(got)) = (m.first_difference, &self.got) {
+                lines.push(format!(
+                    "          {}",
+                    difference_marker(got, i, m.expected_byte)
+                ));
+            }
+            if let Some(reason) = &m.reason {
+                lines.push(format!("          {reason}"));
+            }
+        }
+        if let Some(exit) = &self.server_exit {
+            lines.push(format!("the program had exited: {exit}"));
+        }
+        if !self.stderr_tail.is_empty() {
+            lines.push("its stderr ended with:".to_string());
+            lines.extend(self.stderr_tail.iter().map(|line| format!("  {line}")));
+        }
+        lines
+    }
 }
 
 impl fmt::Display for Failure {
@@ -114,38 +158,8 @@ impl fmt::Display for Failure {
             "scenario `{}` ({}) failed at step {}",
             self.scenario, self.about, self.step_number
         )?;
-        writeln!(f, "conversation so far:")?;
-        for line in &self.transcript {
-            writeln!(f, "  {line}")?;
-        }
-        writeln!(f, "expected: {}", self.expected)?;
-        if let Some(got) = &self.got {
-            writeln!(
-                f,
-                "     got: {} ({} bytes){}",
-                escape_abbreviated(got, SHOW_BYTES),
-                got.len(),
-                self.detail
-            )?;
-        } else if !self.detail.is_empty() {
-            writeln!(f, "     got: {}", self.detail.trim_start_matches(", "))?;
-        }
-        if let Some(m) = &self.mismatch {
-            if let (Some(i), Some(got)) = (m.first_difference, &self.got) {
-                writeln!(f, "          {}", difference_marker(got, i, m.expected_byte))?;
-            }
-            if let Some(reason) = &m.reason {
-                writeln!(f, "          {reason}")?;
-            }
-        }
-        if let Some(exit) = &self.server_exit {
-            writeln!(f, "the server program had exited: {exit}")?;
-        }
-        if !self.stderr_tail.is_empty() {
-            writeln!(f, "its stderr ended with:")?;
-            for line in &self.stderr_tail {
-                writeln!(f, "  {line}")?;
-            }
+        for line in self.report_lines() {
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }
@@ -202,6 +216,7 @@ pub(crate) struct StepFailure {
     pub(crate) got: Option<Vec<u8>>,
     pub(crate) detail: String,
     pub(crate) mismatch: Option<Mismatch>,
+    pub(crate) missing_newline: bool,
 }
 
 impl StepFailure {
@@ -216,6 +231,7 @@ impl StepFailure {
             got: None,
             detail: detail.into(),
             mismatch: None,
+            missing_newline: false,
         })
     }
 }
@@ -403,7 +419,15 @@ impl Runner<'_> {
     }
 
     fn fail(&mut self, step_number: usize, failure: StepFailure) -> Box<Failure> {
-        let server_exit = self.server.exit_status().map(describe_exit);
+        // A connection that ended early may mean the program just died: give the exit a moment
+        // to be noticed, so the report can say so.
+        let grace = match failure.kind {
+            FailureKind::ClosedEarly | FailureKind::ConnectionBroken | FailureKind::ConnectFailed => {
+                Duration::from_millis(200)
+            }
+            _ => Duration::ZERO,
+        };
+        let server_exit = self.server.wait_exit(grace).map(describe_exit);
         Box::new(Failure {
             scenario: self.scenario.name,
             about: self.scenario.about,
@@ -416,6 +440,7 @@ impl Runner<'_> {
             transcript: self.transcript.lines.clone(),
             server_exit,
             stderr_tail: self.server.stderr_tail(8),
+            missing_newline: failure.missing_newline,
         })
     }
 }
@@ -441,8 +466,16 @@ pub(crate) fn judge_read(
         Read::Bytes(_) => "bytes",
         Read::ToEnd => "everything until the connection closes",
     };
+    // Bytes that differ from the expected ones within what arrived are wrong, however the
+    // read ended.
+    let differs_within = checked
+        .as_ref()
+        .err()
+        .and_then(|m| m.first_difference)
+        .is_some_and(|i| i < result.bytes.len());
     let kind = match (&result.end, finished) {
         (_, true) => FailureKind::WrongBytes,
+        _ if differs_within => FailureKind::WrongBytes,
         (ReadEnd::Closed, _) => FailureKind::ClosedEarly,
         (ReadEnd::Failed(_), _) => FailureKind::ConnectionBroken,
         // Enough bytes arrived for a line, but no newline: judged by content.
@@ -455,12 +488,16 @@ pub(crate) fn judge_read(
     } else {
         end_detail(&result.end, timeout)
     };
+    let missing_newline = !result.bytes.is_empty()
+        && !result.bytes.ends_with(b"\n")
+        && expect.check(&[result.bytes.as_slice(), b"\n"].concat()).is_ok();
     Err(Box::new(StepFailure {
         kind,
         expected: format!("{what}: {}", expect.describe()),
         got: Some(result.bytes),
         detail,
         mismatch: checked.err(),
+        missing_newline,
     }))
 }
 

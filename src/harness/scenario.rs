@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Local};
 
-use crate::escape::escape_abbreviated;
+use crate::escape::{escape_abbreviated, escape_bytes};
 
 /// A client's name in a transcript: `c1`, `c2`, ...
 pub type Client = &'static str;
@@ -58,7 +58,8 @@ impl Expect {
     /// A human description: `"OK\n"`, `a line starting with "ERROR"`.
     pub fn describe(&self) -> String {
         match self {
-            Expect::Exact(bytes) => format!("{} ({} bytes)", escape_abbreviated(bytes, 120), bytes.len()),
+            Expect::Exact(bytes) if bytes.len() > 120 => escape_abbreviated(bytes, 120),
+            Expect::Exact(bytes) => format!("{} ({} bytes)", escape_bytes(bytes), bytes.len()),
             Expect::Prefix(bytes) => format!("something starting with {}", escape_abbreviated(bytes, 120)),
             Expect::Contains(bytes) => format!("something containing {}", escape_abbreviated(bytes, 120)),
             Expect::ErrorLine => r#"an error line: "ERROR\n" or "ERROR <reason>\n""#.to_string(),
@@ -231,6 +232,9 @@ pub struct Scenario {
     /// One sentence: what this scenario shows or checks.
     pub about: &'static str,
     pub steps: Vec<Step>,
+    /// The mistake that most likely makes a program fail this scenario, told to the learner
+    /// when it does (unless a more specific cause, like a crash, is known).
+    pub hint: Option<&'static str>,
 }
 
 impl Scenario {
@@ -239,7 +243,14 @@ impl Scenario {
             name,
             about,
             steps: Vec::new(),
+            hint: None,
         }
+    }
+
+    /// Sets the hint shown when a program fails this scenario.
+    pub fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = Some(hint);
+        self
     }
 
     pub fn connect(mut self, client: Client) -> Self {

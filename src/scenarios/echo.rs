@@ -18,6 +18,7 @@ pub fn greeting() -> Scenario {
         "greeting",
         "one client sends a greeting and gets it back with the prefix",
     )
+    .hint("answer each read with \"Echo: \" followed by exactly the bytes you read, in one write")
     .connect("c1")
     .send("c1", "Hello, world!\n")
     .expect_bytes("c1", echo_of(b"Hello, world!\n"))
@@ -32,6 +33,7 @@ pub fn all_byte_values() -> Scenario {
         "all-byte-values",
         "the 256 byte values, NUL and invalid UTF-8 included, come back unchanged",
     )
+    .hint("treat what you receive as bytes: do not decode it as text, strip it, or stop at a NUL byte")
     .connect("c1")
     .send("c1", &every_byte)
     .expect_bytes("c1", echo_of(&every_byte))
@@ -45,6 +47,7 @@ pub fn three_messages() -> Scenario {
         "three-messages",
         "a client sends three messages, waiting for each reply",
     )
+    .hint("keep reading in a loop until read returns 0; one read is not the whole conversation")
     .connect("c1");
     for message in ["one\n", "two\n", "three\n"] {
         scenario = scenario
@@ -60,6 +63,7 @@ pub fn half_close() -> Scenario {
         "half-close",
         "the client shuts down its write half; the server still answers, then closes",
     )
+    .hint("when read returns 0 the client has finished sending: answer what you have read, then close the connection")
     .connect("c1")
     .send("c1", "last words\n")
     .shutdown_write("c1")
@@ -81,6 +85,7 @@ pub fn client_round_trip() -> ClientScenario {
         "round-trip",
         "the client sends its message and prints the echo it gets back",
     )
+    .hint("send the message given on the command line, then read the reply and print it")
     .args(&["hello checker"])
     .receive_bytes("hello checker")
     .reply(echo_of(b"hello checker"))
@@ -96,6 +101,7 @@ pub fn client_refused() -> ClientScenario {
         "no server is running: the client reports it in a clear line and exits non-zero",
     )
     .args(&["anyone there?"])
+    .hint("catch the connection error and print one line saying the server is not running, then exit with a non-zero code")
     .nobody_listening()
     .exits(ExitExpect::Failure)
 }

@@ -19,7 +19,9 @@ fn ask_the_time(scenario: Scenario, client: &'static str) -> Scenario {
 /// One client connects, reads the time, and sees the server close the connection.
 pub fn one_client() -> Scenario {
     ask_the_time(
-        Scenario::new("one-client", "a client connects and receives the current time"),
+        Scenario::new("one-client", "a client connects and receives the current time").hint(
+            "send the local time as RFC 3339 with a numeric offset and a newline, then close the connection",
+        ),
         "c1",
     )
 }
@@ -29,7 +31,8 @@ pub fn three_clients() -> Scenario {
     let mut scenario = Scenario::new(
         "three-clients",
         "three clients in a row each get the time; the server keeps running",
-    );
+    )
+    .hint("after answering one client, close its connection and go back to accept the next one");
     for client in ["c1", "c2", "c3"] {
         scenario = ask_the_time(scenario, client);
     }

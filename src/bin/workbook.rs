@@ -1,0 +1,204 @@
+//! `workbook`: check your own solution against the scenarios the lessons are tested with, or
+//! grade a whole class.
+//!
+//! ```text
+//! cargo run --bin workbook -- list
+//! cargo run --bin workbook -- check kv-server -- python3 kv_server.py --port {port}
+//! cargo run --bin workbook -- grade submissions/
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use socket_workbook::checker::grade::{self, COMMANDS_FILE, GradeOptions};
+use socket_workbook::checker::{CheckOptions, check, find_step, report, steps};
+use socket_workbook::harness::process::{kill_all_running, wait_if_interrupted};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Check your own solution to a lesson, in any language, or grade a class."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Action,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// List the steps that can be checked and what each expects.
+    List,
+    /// Run your program through a step's scenarios: `workbook check kv-server -- python3 kv.py --port {port}`.
+    Check {
+        /// The step to check (see `workbook list`).
+        step: String,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds each read waits for your program to answer.
+        #[arg(long, default_value_t = 2.0)]
+        timeout: f64,
+        /// Run only the scenarios whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
+        /// Your program and its arguments; `{port}` is replaced by the port to use.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Check every student's folder in DIR (each with a `workbook-commands.txt`) and print a table.
+    Grade {
+        /// The folder with one sub-folder per student.
+        dir: PathBuf,
+        /// Where to write the table as CSV [default: DIR/grades.csv].
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Seconds one student's steps may take in all.
+        #[arg(long, default_value_t = 120.0)]
+        per_student: f64,
+        /// Students checked at the same time.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Seconds each read waits for a program to answer.
+        #[arg(long, default_value_t = 2.0)]
+        timeout: f64,
+        /// Also print every failure in full.
+        #[arg(long)]
+        details: bool,
+    },
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value.clamp(0.05, 3600.0))
+}
+
+fn main() -> ExitCode {
+    // The programs we start run in process groups of their own, out of reach of the terminal's
+    // Ctrl-C: stop them ourselves, so none is left behind.
+    let _ = ctrlc::set_handler(|| {
+        kill_all_running();
+        eprintln!("workbook: interrupted; every program it started has been stopped");
+        std::process::exit(130);
+    });
+    let code = run(Cli::parse().command);
+    // If Ctrl-C came while we were working, the handler ends the process once every program
+    // is stopped; do not race it to the exit.
+    wait_if_interrupted();
+    code
+}
+
+fn run(action: Action) -> ExitCode {
+    match action {
+        Action::List => {
+            print!("{}", report::list(&steps()));
+            ExitCode::SUCCESS
+        }
+        Action::Check {
+            step,
+            json,
+            timeout,
+            only,
+            command,
+        } => {
+            let Some(step) = find_step(&step) else {
+                eprintln!("workbook: unknown step {step:?}; `workbook list` shows the steps");
+                return ExitCode::from(2);
+            };
+            let options = CheckOptions {
+                read_timeout: seconds(timeout),
+                only,
+                ..CheckOptions::default()
+            };
+            match check(&step, &command, &options) {
+                Err(why) => {
+                    eprintln!("workbook: could not run the check: {why}");
+                    ExitCode::from(2)
+                }
+                Ok(result) => {
+                    if json {
+                        println!("{:#}", report::json(&result));
+                    } else {
+                        print!("{}", report::text(&result));
+                    }
+                    if result.total() == 0 {
+                        eprintln!("workbook: no scenario matched --only");
+                        ExitCode::from(2)
+                    } else if result.all_passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+            }
+        }
+        Action::Grade {
+            dir,
+            csv,
+            per_student,
+            jobs,
+            timeout,
+            details,
+        } => {
+            let students = match grade::discover(&dir) {
+                Ok(students) if !students.is_empty() => students,
+                Ok(_) => {
+                    eprintln!("workbook: {} has no student folders", dir.display());
+                    return ExitCode::from(2);
+                }
+                Err(err) => {
+                    eprintln!("workbook: cannot read {}: {err}", dir.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let table_steps = grade::table_steps(&students);
+            if table_steps.is_empty() {
+                eprintln!("workbook: no student folder has a usable {COMMANDS_FILE}");
+                return ExitCode::from(2);
+            }
+            let options = GradeOptions {
+                per_student: seconds(per_student),
+                jobs,
+                check: CheckOptions {
+                    read_timeout: seconds(timeout),
+                    ..CheckOptions::default()
+                },
+            };
+            eprintln!(
+                "grading {} students ({} at a time)",
+                students.len(),
+                options.jobs.max(1)
+            );
+            let grades = grade::grade(students, &table_steps, &options, &|graded| {
+                eprintln!(
+                    "  {} done in {:.1} s",
+                    graded.student.name,
+                    graded.elapsed.as_secs_f64()
+                );
+            });
+            if details {
+                for graded in &grades {
+                    for cell in &graded.cells {
+                        if let grade::Cell::Ran(result) = cell
+                            && !result.all_passed()
+                        {
+                            println!(
+                                "## {}\n\n```text\n{}```\n",
+                                graded.student.name,
+                                report::text(result)
+                            );
+                        }
+                    }
+                }
+            }
+            print!("{}", grade::markdown(&grades, &table_steps));
+            let csv_path = csv.unwrap_or_else(|| dir.join("grades.csv"));
+            if let Err(err) = std::fs::write(&csv_path, grade::csv(&grades, &table_steps)) {
+                eprintln!("workbook: could not write {}: {err}", csv_path.display());
+                return ExitCode::from(2);
+            }
+            eprintln!("wrote {}", csv_path.display());
+            ExitCode::SUCCESS
+        }
+    }
+}

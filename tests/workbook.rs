@@ -1,0 +1,328 @@
+//! The checker checked: our own lessons pass their steps, correct solutions written by someone
+//! else (different log text) pass, and deliberately broken programs are caught with the hint that
+//! names their mistake.
+
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use socket_workbook::checker::steps;
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn workbook() -> Command {
+    let mut command = Command::cargo_bin("workbook").unwrap();
+    command.timeout(Duration::from_secs(120));
+    command
+}
+
+/// Runs `workbook check STEP --json -- COMMAND...`; returns the exit code and the JSON report.
+fn check_json(step: &str, command: &[&str]) -> (i32, Value) {
+    let output = workbook()
+        .args(["check", step, "--timeout", "1", "--json", "--"])
+        .args(command)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&output.stdout)));
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// The hints of the failed scenarios, by scenario name.
+fn failures(report: &Value) -> Vec<(String, String)> {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["failure"]["hint"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn assert_caught(step: &str, command: &[&str], scenario: &str, hint_words: &str) {
+    let (code, report) = check_json(step, command);
+    assert_eq!(code, 1, "a broken program must fail: {report:#}");
+    let failed = failures(&report);
+    let (_, hint) = failed
+        .iter()
+        .find(|(name, _)| name == scenario)
+        .unwrap_or_else(|| panic!("scenario {scenario} should fail; failures: {failed:?}"));
+    assert!(
+        hint.contains(hint_words),
+        "hint for {scenario} should mention {hint_words:?}, got {hint:?}"
+    );
+}
+
+#[test]
+fn our_own_lessons_pass_every_step() {
+    for step in steps() {
+        let program = match step.lesson {
+            "01_echo_server" => env!("CARGO_BIN_EXE_01_echo_server"),
+            "02_echo_client" => env!("CARGO_BIN_EXE_02_echo_client"),
+            "03_time_server" => env!("CARGO_BIN_EXE_03_time_server"),
+            other => panic!("add lesson {other} to this test"),
+        };
+        let (code, report) = check_json(step.name, &[program, "--port", "{port}"]);
+        assert_eq!(code, 0, "{} against {}: {report:#}", step.name, step.lesson);
+        assert_eq!(report["passed"], report["total"]);
+    }
+}
+
+#[test]
+fn list_names_every_step() {
+    let output = workbook()
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    for step in steps() {
+        assert!(text.contains(step.name), "{text}");
+    }
+}
+
+#[test]
+fn correct_python_solutions_pass() {
+    let echo = fixture("echo_server.py");
+    let client = fixture("echo_client.py");
+    let time = fixture("time_server.py");
+    for (step, command) in [
+        ("echo-server", vec!["python3", &echo, "{port}"]),
+        ("echo-client", vec!["python3", &client, "--port", "{port}"]),
+        ("time-server", vec!["python3", &time, "--port", "{port}"]),
+    ] {
+        let (code, report) = check_json(step, &command);
+        assert_eq!(code, 0, "{step}: {report:#}");
+    }
+}
+
+#[test]
+fn broken_echo_servers_are_caught_with_the_right_hint() {
+    let echo = fixture("echo_server.py");
+    let run = |bug: &'static str| ["python3", echo.as_str(), "{port}", "--bug", bug];
+    assert_caught(
+        "echo-server",
+        &run("no-prefix"),
+        "greeting",
+        "\"Echo: \" followed by exactly",
+    );
+    assert_caught(
+        "echo-server",
+        &run("one-read"),
+        "three-messages",
+        "keep reading in a loop",
+    );
+    assert_caught("echo-server", &run("text"), "all-byte-values", "crashed");
+    assert_caught("echo-server", &run("hang"), "greeting", "Echo:");
+}
+
+#[test]
+fn broken_echo_clients_are_caught_with_the_right_hint() {
+    let client = fixture("echo_client.py");
+    let run = |bug: &'static str| ["python3", client.as_str(), "--port", "{port}", "--bug", bug];
+    assert_caught(
+        "echo-client",
+        &run("crash-on-refused"),
+        "connection-refused",
+        "print one line",
+    );
+    assert_caught(
+        "echo-client",
+        &run("wrong-message"),
+        "round-trip",
+        "send the message given",
+    );
+}
+
+#[test]
+fn broken_time_servers_are_caught_with_the_right_hint() {
+    let time = fixture("time_server.py");
+    let run = |bug: &'static str| ["python3", time.as_str(), "--port", "{port}", "--bug", bug];
+    assert_caught("time-server", &run("ctime"), "one-client", "RFC 3339");
+    assert_caught("time-server", &run("one-client"), "three-clients", "accept");
+}
+
+#[test]
+fn the_text_report_shows_the_conversation_the_difference_and_the_hint() {
+    let echo = fixture("echo_server.py");
+    let output = workbook()
+        .args([
+            "check",
+            "echo-server",
+            "--timeout",
+            "1",
+            "--only",
+            "greeting",
+            "--",
+        ])
+        .args(["python3", &echo, "{port}", "--bug", "no-prefix"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    for expected in [
+        "✗ greeting",
+        r#"c1 > "Hello, world!\n""#,
+        r#"c1 < "Hello, world!\n""#,
+        r#"expected: bytes: "Echo: Hello, world!\n" (20 bytes)"#,
+        r#"first difference at byte 0: expected "E" (0x45), got "H" (0x48)"#,
+        "hint: ",
+        "0 of 1 scenarios passed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn usage_problems_exit_with_code_2_and_say_why() {
+    let echo = fixture("echo_server.py");
+    let stderr = |args: &[&str]| {
+        let out = workbook().args(args).assert().code(2).get_output().stderr.clone();
+        String::from_utf8(out).unwrap()
+    };
+    assert!(stderr(&["check", "no-such-step", "--", "x", "{port}"]).contains("workbook list"));
+    assert!(stderr(&["check", "echo-server", "--", "python3", &echo, "12345"]).contains("{port}"));
+    assert!(
+        stderr(&["check", "echo-server", "--", "/no/such/program", "{port}"]).contains("could not start")
+    );
+}
+
+/// Nothing the checker started may outlive it, also when it is interrupted with Ctrl-C.
+#[test]
+fn ctrl_c_stops_the_program_under_test() {
+    let echo = fixture("echo_server.py");
+    let marker = format!("ctrl-c-marker-{}", std::process::id());
+    let mut checker = StdCommand::new(env!("CARGO_BIN_EXE_workbook"))
+        .args(["check", "echo-server", "--timeout", "30", "--"])
+        .args(["python3", &echo, "{port}", "--bug", "hang", "--"])
+        .arg(&marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the hanging server is up, then interrupt the checker.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !program_running(&marker) {
+        assert!(Instant::now() < deadline, "the fixture never started");
+        std::thread::yield_now();
+    }
+    unsafe { libc::kill(checker.id() as i32, libc::SIGINT) };
+    let status = checker.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !program_running(&marker),
+        "the program under test outlived the checker"
+    );
+}
+
+/// Is a process other than the checker, whose command line holds `marker`, running? (The
+/// checker's own command line holds the marker too.)
+fn program_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .map(|cmdline| {
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                let program = cmdline.split('\0').next().unwrap_or("");
+                !program.ends_with("workbook") && cmdline.contains(marker)
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// A class of five: a correct solution, a hanging one, a crashing one, a missing commands file,
+/// and a command that does not exist. The table is complete and nothing is left running.
+#[test]
+fn grade_builds_a_complete_table_and_leaves_nothing_running() {
+    let class = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("class-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&class);
+    let marker = format!("grade-marker-{}", std::process::id());
+    let echo = fixture("echo_server.py");
+    let time = fixture("time_server.py");
+    let students: [(&str, Option<String>); 5] = [
+        (
+            "alice",
+            Some(format!(
+                "# alice's steps\necho-server: python3 {echo} {{port}}\ntime-server: python3 {time} --port {{port}}\n"
+            )),
+        ),
+        (
+            "bob",
+            Some(format!(
+                "echo-server: python3 {echo} {{port}} --bug hang -- {marker}\ntime-server: python3 {time} --port {{port}} --bug one-client\n"
+            )),
+        ),
+        (
+            "carol",
+            Some(format!(
+                "echo-server: python3 {echo} {{port}} --bug text\nkv-sever: whatever\n"
+            )),
+        ),
+        ("dave", None),
+        (
+            "erin",
+            Some("echo-server: ./no-such-program {port}\n".to_string()),
+        ),
+    ];
+    for (name, commands) in &students {
+        let dir = class.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(commands) = commands {
+            std::fs::write(dir.join("workbook-commands.txt"), commands).unwrap();
+        }
+    }
+    let output = workbook()
+        .args(["grade", "--per-student", "30", "--timeout", "0.5", "--jobs", "2"])
+        .arg(&class)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(output).unwrap();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("{name}:\n{table}"))
+    };
+    assert!(
+        table.starts_with("| student | echo-server | time-server | total | notes |"),
+        "{table}"
+    );
+    assert!(row("alice").starts_with("| alice | 4/4 | 2/2 | 6/6 |"), "{table}");
+    assert!(row("bob").starts_with("| bob | 0/4 | 1/2 | 1/6 |"), "{table}");
+    assert!(row("carol").starts_with("| carol | 3/4 | — | 3/4 |"), "{table}");
+    assert!(row("carol").contains("unknown step \"kv-sever\""), "{table}");
+    assert!(row("dave").contains("no workbook-commands.txt"), "{table}");
+    assert!(row("erin").starts_with("| erin | 0/4 |"), "{table}");
+
+    let csv = std::fs::read_to_string(class.join("grades.csv")).unwrap();
+    assert_eq!(
+        csv.lines().next(),
+        Some("student,echo-server,time-server,passed,total")
+    );
+    assert!(csv.lines().any(|l| l == "alice,4/4,2/2,6,6"), "{csv}");
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+
+    assert!(
+        !program_running(&marker),
+        "a hanging submission outlived the grading"
+    );
+}
