@@ -7,12 +7,15 @@
 //! - [`lesson`]: conventions every lesson program keeps (`--host`/`--port`, the `listening on`
 //!   line, one clear line for a failed `bind` or `connect`).
 //! - [`escape`]: showing bytes exactly, so `\r`, `\0` and invalid UTF-8 are visible.
+//! - [`frame`]: length-prefixed frames (a 4-byte big-endian length, then the payload), for every
+//!   lesson that sends messages over a byte stream.
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
 
 pub mod escape;
+pub mod frame;
 pub mod harness;
 pub mod lesson;
 pub mod scenarios;
