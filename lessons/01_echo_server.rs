@@ -24,7 +24,7 @@ use socket_workbook::lesson::{self, ListenArgs, describe_chunk};
 
 /// Lesson 01: echo back what one client sends, then exit.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs<65432>,

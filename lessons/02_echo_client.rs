@@ -23,7 +23,7 @@ use socket_workbook::lesson::{self, ConnectArgs};
 
 /// Lesson 02: send a message to the echo server and print its reply.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     server: ConnectArgs<65432>,

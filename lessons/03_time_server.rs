@@ -21,7 +21,7 @@ use socket_workbook::lesson::{self, ListenArgs};
 
 /// Lesson 03: tell every client the time, forever.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs<65431>,

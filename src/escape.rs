@@ -51,6 +51,17 @@ pub fn shell_line(args: &[String]) -> String {
         .join(" ")
 }
 
+/// Each byte as two hex digits, separated by spaces: how the workbook shows binary headers.
+///
+/// ```
+/// use socket_workbook::escape::hex_bytes;
+/// assert_eq!(hex_bytes(&256u32.to_be_bytes()), "00 00 01 00");
+/// ```
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hex.join(" ")
+}
+
 fn push_escaped(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
         match b {

@@ -7,6 +7,10 @@
 //! - [`lesson`]: conventions every lesson program keeps (`--host`/`--port`, the `listening on`
 //!   line, one clear line for a failed `bind` or `connect`).
 //! - [`escape`]: showing bytes exactly, so `\r`, `\0` and invalid UTF-8 are visible.
+//! - [`frame`]: length-prefixed frames (a 4-byte big-endian length, then the payload), for every
+//!   lesson that sends messages over a byte stream.
+//! - [`lockstep`]: a loopback connection whose ends take turns, so a demo of how `read` splits
+//!   data prints the same thing on every run.
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
@@ -14,6 +18,8 @@
 
 pub mod checker;
 pub mod escape;
+pub mod frame;
 pub mod harness;
 pub mod lesson;
+pub mod lockstep;
 pub mod scenarios;

@@ -69,13 +69,14 @@ fn assert_caught(step: &str, command: &[&str], scenario: &str, hint_words: &str)
 #[test]
 fn our_own_lessons_pass_every_step() {
     for step in steps() {
-        let program = match step.lesson {
-            "01_echo_server" => env!("CARGO_BIN_EXE_01_echo_server"),
-            "02_echo_client" => env!("CARGO_BIN_EXE_02_echo_client"),
-            "03_time_server" => env!("CARGO_BIN_EXE_03_time_server"),
+        let command: &[&str] = match step.lesson {
+            "01_echo_server" => &[env!("CARGO_BIN_EXE_01_echo_server")],
+            "02_echo_client" => &[env!("CARGO_BIN_EXE_02_echo_client")],
+            "03_time_server" => &[env!("CARGO_BIN_EXE_03_time_server")],
+            "04_length_prefix" => &[env!("CARGO_BIN_EXE_04_length_prefix"), "server"],
             other => panic!("add lesson {other} to this test"),
         };
-        let (code, report) = check_json(step.name, &[program, "--port", "{port}"]);
+        let (code, report) = check_json(step.name, &[command, &["--port", "{port}"]].concat());
         assert_eq!(code, 0, "{} against {}: {report:#}", step.name, step.lesson);
         assert_eq!(report["passed"], report["total"]);
     }
@@ -101,8 +102,13 @@ fn correct_python_solutions_pass() {
     let echo = fixture("echo_server.py");
     let client = fixture("echo_client.py");
     let time = fixture("time_server.py");
+    let frame = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop/frame_echo_server.py")
+        .display()
+        .to_string();
     for (step, command) in [
         ("echo-server", vec!["python3", &echo, "{port}"]),
+        ("length-prefix-server", vec!["python3", &frame, "{port}"]),
         ("echo-client", vec!["python3", &client, "--port", "{port}"]),
         ("time-server", vec!["python3", &time, "--port", "{port}"]),
     ] {

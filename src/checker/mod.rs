@@ -77,6 +77,13 @@ pub fn steps() -> Vec<CheckStep> {
             example: "python3 time_server.py --port {port}",
             kind: StepKind::Server(scenarios::time::all),
         },
+        CheckStep {
+            name: "length-prefix-server",
+            lesson: "04_length_prefix",
+            expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; rejects larger headers",
+            example: "python3 frame_server.py --port {port}",
+            kind: StepKind::Server(scenarios::frame::all),
+        },
     ]
 }
 
