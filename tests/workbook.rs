@@ -332,3 +332,38 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "a hanging submission outlived the grading"
     );
 }
+
+/// The report a learner sees, recorded for the book: with the fixture's folder and the timing
+/// replaced by stable text.
+fn recorded_report(step: &str, only: &str, command: &[&str]) -> String {
+    let output = workbook()
+        .args(["check", step, "--timeout", "1", "--only", only, "--"])
+        .args(command)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    let folder = format!(
+        "{}/",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .display()
+    );
+    let timing = regex::Regex::new(r"\(\d+\.\d s\)").unwrap();
+    timing
+        .replace_all(&text.replace(&folder, ""), "(<seconds>)")
+        .into_owned()
+}
+
+#[test]
+fn report_of_an_echo_server_without_the_prefix() {
+    let echo = fixture("echo_server.py");
+    let report = recorded_report(
+        "echo-server",
+        "greeting",
+        &["python3", &echo, "{port}", "--bug", "no-prefix"],
+    );
+    insta::assert_snapshot!("report-echo-no-prefix", report);
+}
