@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use socket_workbook::lesson::{self, ListenArgs, describe_chunk};
 
+// ANCHOR: args
 /// Lesson 01: echo back what one client sends, then exit.
 #[derive(Parser)]
 #[command(version)]
@@ -29,6 +30,7 @@ struct Args {
     #[command(flatten)]
     listen: ListenArgs<65432>,
 }
+// ANCHOR_END: args
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -16,6 +16,7 @@ fn every_scenario_matches_its_snapshot() {
     }
 }
 
+// ANCHOR: megabyte
 /// A megabyte arrives in many reads, and each read gets its own `Echo: ` prefix. With the
 /// prefixes taken out, the data must be intact, and there must be one prefix per logged read.
 #[test]
@@ -49,6 +50,7 @@ fn a_megabyte_comes_back_intact_with_one_prefix_per_read() {
         "1 MiB through a 1024-byte buffer takes at least 1024 reads, saw {reads}"
     );
 }
+// ANCHOR_END: megabyte
 
 #[test]
 fn a_port_in_use_is_reported_clearly() {
