@@ -95,6 +95,7 @@ fn list_names_every_step() {
     for step in steps() {
         assert!(text.contains(step.name), "{text}");
     }
+    insta::assert_snapshot!("list", text);
 }
 
 #[test]
@@ -217,7 +218,7 @@ fn ctrl_c_stops_the_program_under_test() {
     let marker = format!("ctrl-c-marker-{}", std::process::id());
     let mut checker = StdCommand::new(env!("CARGO_BIN_EXE_workbook"))
         .args(["check", "echo-server", "--timeout", "30", "--"])
-        .args(["python3", &echo, "{port}", "--bug", "hang", "--"])
+        .args(["python3", &echo, "{port}", "--bug", "hang", "--tag"])
         .arg(&marker)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -232,24 +233,35 @@ fn ctrl_c_stops_the_program_under_test() {
     unsafe { libc::kill(checker.id() as i32, libc::SIGINT) };
     let status = checker.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+    let survivors = programs_with(&marker);
     assert!(
-        !program_running(&marker),
-        "the program under test outlived the checker"
+        survivors.is_empty(),
+        "the program under test outlived the checker: {survivors:?}"
     );
 }
 
 /// Is a process other than the checker, whose command line holds `marker`, running? (The
 /// checker's own command line holds the marker too.)
 fn program_running(marker: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline"))
-            .map(|cmdline| {
-                let cmdline = String::from_utf8_lossy(&cmdline);
-                let program = cmdline.split('\0').next().unwrap_or("");
-                !program.ends_with("workbook") && cmdline.contains(marker)
-            })
-            .unwrap_or(false)
-    })
+    !programs_with(marker).is_empty()
+}
+
+/// The processes other than the checker whose command line holds `marker`, with their status
+/// lines (state, parent, process group) for a helpful failure message.
+fn programs_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let program = cmdline.split(' ').next().unwrap_or("");
+        if !program.ends_with("workbook") && cmdline.contains(marker) {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            found.push(format!("{cmdline} [{}]", stat.trim()));
+        }
+    }
+    found
 }
 
 /// A class of five: a correct solution, a hanging one, a crashing one, a missing commands file,
@@ -271,7 +283,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         (
             "bob",
             Some(format!(
-                "echo-server: python3 {echo} {{port}} --bug hang -- {marker}\ntime-server: python3 {time} --port {{port}} --bug one-client\n"
+                "echo-server: python3 {echo} {{port}} --bug hang --tag {marker}\ntime-server: python3 {time} --port {{port}} --bug one-client\n"
             )),
         ),
         (
@@ -302,6 +314,8 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         .stdout
         .clone();
     let table = String::from_utf8(output).unwrap();
+    // Recorded for the instructors' chapter of the book.
+    insta::assert_snapshot!("grade-table", table);
     let row = |name: &str| {
         table
             .lines()

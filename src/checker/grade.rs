@@ -225,8 +225,15 @@ pub fn markdown(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
         }
         let mut notes = grade.student.problems.clone();
         for (step, cell) in steps.iter().zip(&grade.cells) {
-            if let Cell::CannotRun(why) = cell {
-                notes.push(format!("{}: {why}", step.name));
+            match cell {
+                Cell::CannotRun(why) => notes.push(format!("{}: {why}", step.name)),
+                Cell::Ran(report) if report.never_started() => {
+                    notes.push(format!("{}: the program never started listening", step.name));
+                }
+                Cell::Ran(report) if report.ran_out_of_time() => {
+                    notes.push(format!("{}: time limit reached", step.name));
+                }
+                _ => {}
             }
         }
         out.push_str(&format!(

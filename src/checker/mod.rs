@@ -158,6 +158,18 @@ impl StepReport {
     pub fn all_passed(&self) -> bool {
         self.passed() == self.total()
     }
+
+    /// The program never got as far as listening (the first scenario failed before its first step).
+    pub fn never_started(&self) -> bool {
+        matches!(self.results.first(), Some(ScenarioResult { outcome: Outcome::Failed { failure, .. }, .. }) if failure.step_number == 0)
+    }
+
+    /// Some scenarios were not run because the time limit was reached.
+    pub fn ran_out_of_time(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| matches!(&r.outcome, Outcome::NotRun { why } if why == TIME_IS_UP))
+    }
 }
 
 /// Why a check could not run at all (exit code 2).

@@ -72,7 +72,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub fn kill_all_running() {
     let groups = {
         let running = RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // A program being started right now registers after this; it sees the flag and goes.
+        // From now on no program is started (see `ServerProcess::start`).
         INTERRUPTED.store(true, Ordering::SeqCst);
         running.clone()
     };
@@ -143,18 +143,24 @@ impl ServerProcess {
             // (`sh -c "python3 server.py"` is two processes).
             .process_group(0);
         let program = format!("{command:?}");
-        let mut child: Child = command.spawn().map_err(|err| StartError {
-            message: format!("could not start {program}: {err}"),
-            stderr_tail: Vec::new(),
-        })?;
-        let pid = child.id() as i32;
-        {
+        // Spawn and register while holding the registry's lock: a Ctrl-C handler that runs
+        // `kill_all_running` meanwhile waits for the lock, and then sees this program too.
+        let mut child: Child = {
             let mut running = RUNNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if INTERRUPTED.load(Ordering::SeqCst) {
-                signal_group(pid, libc::SIGKILL);
+                return Err(StartError {
+                    message: "interrupted".to_string(),
+                    stderr_tail: Vec::new(),
+                });
             }
-            running.push(pid);
-        }
+            let child = command.spawn().map_err(|err| StartError {
+                message: format!("could not start {program}: {err}"),
+                stderr_tail: Vec::new(),
+            })?;
+            running.push(child.id() as i32);
+            child
+        };
+        let pid = child.id() as i32;
         let output = Arc::new(Output::default());
         let mut readers = Vec::new();
         for (stream, pipe) in [
