@@ -332,6 +332,7 @@ mod tests {
         );
     }
 
+    // ANCHOR: little_endian_hint
     #[test]
     fn a_little_endian_header_gets_a_hint() {
         // 5, written least significant byte first.
@@ -343,6 +344,7 @@ mod tests {
              most significant byte first)"
         );
     }
+    // ANCHOR_END: little_endian_hint
 
     #[test]
     fn a_clean_end_before_a_header_means_no_more_frames() {
