@@ -204,7 +204,8 @@ impl From<io::Error> for FrameError {
 impl From<FrameError> for io::Error {
     fn from(err: FrameError) -> io::Error {
         match err {
-            FrameError::Io(err) => err,
+            // Keep the kind, but take the message that says what it means for a frame.
+            FrameError::Io(ref io_err) => io::Error::new(io_err.kind(), err.to_string()),
             FrameError::TooLarge { .. } => io::Error::new(io::ErrorKind::InvalidData, err.to_string()),
             FrameError::TruncatedHeader { .. } | FrameError::TruncatedPayload { .. } => {
                 io::Error::new(io::ErrorKind::UnexpectedEof, err.to_string())
