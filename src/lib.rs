@@ -7,6 +7,8 @@
 //! - [`lesson`]: conventions every lesson program keeps (`--host`/`--port`, the `listening on`
 //!   line, one clear line for a failed `bind` or `connect`).
 //! - [`escape`]: showing bytes exactly, so `\r`, `\0` and invalid UTF-8 are visible.
+//! - [`kv`]: the key-value protocol of lessons 05 and 06 (described there in full): command
+//!   parsing, replies, and the store.
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
@@ -14,5 +16,6 @@
 
 pub mod escape;
 pub mod harness;
+pub mod kv;
 pub mod lesson;
 pub mod scenarios;
