@@ -1,4 +1,5 @@
 //! Every lesson's scenarios, as data. Tests, the book and `workbook check` all read them here.
 
 pub mod echo;
+pub mod kv;
 pub mod time;
