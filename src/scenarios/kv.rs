@@ -1,5 +1,5 @@
-//! Scenarios for a key-value server (lesson 05), and a model of the store for property tests.
-//! The protocol is described in [`crate::kv`].
+//! Scenarios for a key-value server (lesson 05) and a key-value client (lesson 06), and a model of
+//! the store for property tests. The protocol is described in [`crate::kv`].
 //!
 //! Server scenarios expect exact bytes for `OK` and for values, and [`Expect::ErrorLine`] for
 //! errors: the reason after `ERROR` is for humans, and other implementations may word it
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::escape::escape_bytes;
 use crate::harness::client::ReadEnd;
-use crate::harness::{Connection, Expect, Scenario};
+use crate::harness::{ClientScenario, Connection, ExitExpect, Expect, Scenario};
 use crate::kv::MAX_LINE;
 
 /// Store, read back and delete a key; afterwards it is gone.
@@ -285,6 +285,131 @@ pub fn all() -> Vec<Scenario> {
         line_too_long(),
         shared_between_connections(),
         ok_value_ambiguity(),
+    ]
+}
+
+// Scenarios for a key-value client (lesson 06), played against a scripted fake server. The client
+// is run with the scenario's arguments: `SET a 1`, `GET a`, ... It must send exactly one command
+// line, print the reply line, and exit 0 for `OK` or a value, 1 for an error reply.
+
+/// `SET a 1`: exactly `SET a 1\n` on the wire, then nothing more.
+pub fn client_set() -> ClientScenario {
+    ClientScenario::new(
+        "set",
+        "SET sends exactly one command line, prints the OK reply and exits 0",
+    )
+    .args(&["SET", "a", "1"])
+    .receive_bytes("SET a 1\n")
+    .reply("OK\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::exact("OK\n"))
+}
+
+/// `GET a`: the value is printed.
+pub fn client_get() -> ClientScenario {
+    ClientScenario::new("get", "GET prints the value the server replies and exits 0")
+        .args(&["GET", "a"])
+        .receive_bytes("GET a\n")
+        .reply("1\n")
+        .expect_end_of_input()
+        .exits(ExitExpect::Code(0))
+        .stdout(Expect::exact("1\n"))
+}
+
+/// An error reply is printed as the server sent it, and the exit code says it was an error.
+pub fn client_get_missing() -> ClientScenario {
+    let mut scenario = ClientScenario::new(
+        "get-missing",
+        "an ERROR reply is printed as it came, and the client exits 1",
+    )
+    .args(&["GET", "nothing"])
+    .receive_bytes("GET nothing\n")
+    .reply("ERROR no such key\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(1))
+    .stdout(Expect::exact("ERROR no such key\n"));
+    // The client worked; the server said no. Its answer on stdout is all a client needs to say.
+    scenario.check_stderr = false;
+    scenario
+}
+
+/// A bare `ERROR`, without a reason, is an error reply too.
+pub fn client_bare_error() -> ClientScenario {
+    let mut scenario = ClientScenario::new(
+        "bare-error",
+        "a reply of just ERROR (no reason) is an error reply too: exit 1",
+    )
+    .args(&["DELETE", "a"])
+    .receive_bytes("DELETE a\n")
+    .reply("ERROR\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(1))
+    .stdout(Expect::exact("ERROR\n"));
+    scenario.check_stderr = false;
+    scenario
+}
+
+/// A value given as one argument with spaces goes on the wire as it is.
+pub fn client_value_with_spaces() -> ClientScenario {
+    ClientScenario::new(
+        "value-with-spaces",
+        "a value with spaces is sent as it is, after one space",
+    )
+    .args(&["SET", "greeting", "hello, big world"])
+    .receive_bytes("SET greeting hello, big world\n")
+    .reply("OK\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::exact("OK\n"))
+}
+
+/// `DELETE a`.
+pub fn client_delete() -> ClientScenario {
+    ClientScenario::new("delete", "DELETE sends one line and prints the OK reply")
+        .args(&["DELETE", "a"])
+        .receive_bytes("DELETE a\n")
+        .reply("OK\n")
+        .expect_end_of_input()
+        .exits(ExitExpect::Code(0))
+        .stdout(Expect::exact("OK\n"))
+}
+
+/// The server hangs up without replying: the client must say so and fail, not print nothing and
+/// exit 0.
+pub fn client_no_reply() -> ClientScenario {
+    ClientScenario::new(
+        "no-reply",
+        "the server closes the connection without replying: the client says so and exits non-zero",
+    )
+    .args(&["GET", "a"])
+    .receive_bytes("GET a\n")
+    .close()
+    .exits(ExitExpect::Failure)
+}
+
+/// Nobody listens: a clear line, a non-zero exit, no crash.
+pub fn client_refused() -> ClientScenario {
+    ClientScenario::new(
+        "connection-refused",
+        "no server is running: the client reports it in a clear line and exits non-zero",
+    )
+    .args(&["GET", "a"])
+    .nobody_listening()
+    .exits(ExitExpect::Failure)
+}
+
+/// All key-value client scenarios.
+pub fn client_all() -> Vec<ClientScenario> {
+    vec![
+        client_set(),
+        client_get(),
+        client_get_missing(),
+        client_bare_error(),
+        client_value_with_spaces(),
+        client_delete(),
+        client_no_reply(),
+        client_refused(),
     ]
 }
 
