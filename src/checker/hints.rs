@@ -34,8 +34,8 @@ pub fn hint_for(failure: &Failure, scenario_hint: Option<&str>) -> String {
         }
     }
     if failure.missing_newline {
-        return "your reply has no newline at the end: the other side reads a whole line, so end every reply \
-                with \\n (and flush, if your output is buffered)"
+        return "what your program sent has no newline at the end: the other side reads whole lines, so end \
+                every line you send with \\n (and flush, if your output is buffered)"
             .to_string();
     }
     match failure.kind {

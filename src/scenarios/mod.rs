@@ -2,4 +2,5 @@
 
 pub mod echo;
 pub mod frame;
+pub mod kv;
 pub mod time;
