@@ -60,9 +60,15 @@ fn assert_caught(step: &str, command: &[&str], scenario: &str, hint_words: &str)
         .iter()
         .find(|(name, _)| name == scenario)
         .unwrap_or_else(|| panic!("scenario {scenario} should fail; failures: {failed:?}"));
+    let details = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == scenario)
+        .cloned();
     assert!(
         hint.contains(hint_words),
-        "hint for {scenario} should mention {hint_words:?}, got {hint:?}"
+        "hint for {scenario} should mention {hint_words:?}, got {hint:?}; the failure: {details:#?}"
     );
 }
 
@@ -351,6 +357,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         !program_running(&marker),
         "a hanging submission outlived the grading"
     );
+    std::fs::remove_dir_all(&class).unwrap();
 }
 
 /// The report a learner sees, recorded for the book: with the fixture's folder and the timing

@@ -39,7 +39,11 @@ pub fn hint_for(failure: &Failure, scenario_hint: Option<&str>) -> String {
             .to_string();
     }
     match failure.kind {
-        FailureKind::ClosedEarly if failure.transcript.iter().any(|l| l.contains(" < ")) => {
+        // Closed after an answer: seen as end of stream, or as a reset when our next request
+        // reached the already closed socket first.
+        FailureKind::ClosedEarly | FailureKind::ConnectionBroken
+            if failure.transcript.iter().any(|l| l.contains(" < ")) =>
+        {
             return "your program closed the connection after answering: keep the connection open and keep \
                     reading commands until the client closes it (read returns 0)"
                 .to_string();
