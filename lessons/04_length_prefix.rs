@@ -41,6 +41,7 @@ struct Args {
     mode: Option<Mode>,
 }
 
+// ANCHOR: modes
 #[derive(Subcommand)]
 enum Mode {
     /// Show on a real connection why "one read = one message" fails, and how frames fix it
@@ -63,6 +64,7 @@ enum Mode {
         messages: Vec<String>,
     },
 }
+// ANCHOR_END: modes
 
 fn main() -> ExitCode {
     let result = match Args::parse().mode.unwrap_or(Mode::Demo) {

@@ -204,7 +204,8 @@ impl From<io::Error> for FrameError {
 impl From<FrameError> for io::Error {
     fn from(err: FrameError) -> io::Error {
         match err {
-            FrameError::Io(err) => err,
+            // Keep the kind, but take the message that says what it means for a frame.
+            FrameError::Io(ref io_err) => io::Error::new(io_err.kind(), err.to_string()),
             FrameError::TooLarge { .. } => io::Error::new(io::ErrorKind::InvalidData, err.to_string()),
             FrameError::TruncatedHeader { .. } | FrameError::TruncatedPayload { .. } => {
                 io::Error::new(io::ErrorKind::UnexpectedEof, err.to_string())
@@ -332,6 +333,7 @@ mod tests {
         );
     }
 
+    // ANCHOR: little_endian_hint
     #[test]
     fn a_little_endian_header_gets_a_hint() {
         // 5, written least significant byte first.
@@ -343,6 +345,7 @@ mod tests {
              most significant byte first)"
         );
     }
+    // ANCHOR_END: little_endian_hint
 
     #[test]
     fn a_clean_end_before_a_header_means_no_more_frames() {

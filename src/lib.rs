@@ -13,6 +13,8 @@
 //!   memory, for a server that answers many pipelined commands per `read`.
 //! - [`lockstep`]: a loopback connection whose ends take turns, so a demo of how `read` splits
 //!   data prints the same thing on every run.
+//! - [`kv`]: the key-value protocol of lessons 05 and 06 (described there in full): command
+//!   parsing, replies, and the store.
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
@@ -22,6 +24,7 @@ pub mod checker;
 pub mod escape;
 pub mod frame;
 pub mod harness;
+pub mod kv;
 pub mod lesson;
 pub mod line_buffer;
 pub mod lockstep;

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use socket_workbook::harness::{RunOptions, run_client_scenario, stable_tokens, start_lesson};
+use socket_workbook::harness::{RunOptions, client_story, run_client_scenario, start_lesson};
 use socket_workbook::scenarios::echo;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_01_echo_server");
@@ -42,16 +42,7 @@ fn talks_to_the_real_echo_server() {
         .success()
         .stderr("");
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
-    let addr = server.addr();
-    let server_output: Vec<String> = server
-        .finish()
-        .iter()
-        .map(|line| stable_tokens(&line.text, addr, &[]))
-        .collect();
-    let story = format!(
-        "$ 02_echo_client --port <port> \"Hi there\"\n{stdout}--- server output ---\n{}\n",
-        server_output.join("\n")
-    );
+    let story = client_story("02_echo_client --port <port> \"Hi there\"", &stdout, server);
     insta::assert_snapshot!("against-the-echo-server", story);
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use socket_workbook::harness::{
-    Readiness, RunOptions, START_TIMEOUT, Scenario, ServerProcess, run_lesson, run_scenario, stable_tokens,
+    Readiness, RunOptions, START_TIMEOUT, Scenario, ServerProcess, client_story, run_lesson, run_scenario,
     start_lesson,
 };
 use socket_workbook::scenarios::frame::{self, frame};
@@ -53,15 +53,10 @@ fn send_talks_to_the_real_server() {
         .stderr("");
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
     // `send` waits for the server to close the connection, so the server's log is complete.
-    let addr = server.addr();
-    let server_output: Vec<String> = server
-        .finish()
-        .iter()
-        .map(|line| stable_tokens(&line.text, addr, &[]))
-        .collect();
-    let story = format!(
-        "$ 04_length_prefix send --port <port> hello \"\" wörld\n{stdout}--- server output ---\n{}\n",
-        server_output.join("\n")
+    let story = client_story(
+        "04_length_prefix send --port <port> hello \"\" wörld",
+        &stdout,
+        server,
     );
     insta::assert_snapshot!("send-to-the-server", story);
 }

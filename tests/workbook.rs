@@ -60,9 +60,15 @@ fn assert_caught(step: &str, command: &[&str], scenario: &str, hint_words: &str)
         .iter()
         .find(|(name, _)| name == scenario)
         .unwrap_or_else(|| panic!("scenario {scenario} should fail; failures: {failed:?}"));
+    let details = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == scenario)
+        .cloned();
     assert!(
         hint.contains(hint_words),
-        "hint for {scenario} should mention {hint_words:?}, got {hint:?}"
+        "hint for {scenario} should mention {hint_words:?}, got {hint:?}; the failure: {details:#?}"
     );
 }
 
@@ -74,6 +80,8 @@ fn our_own_lessons_pass_every_step() {
             "02_echo_client" => &[env!("CARGO_BIN_EXE_02_echo_client")],
             "03_time_server" => &[env!("CARGO_BIN_EXE_03_time_server")],
             "04_length_prefix" => &[env!("CARGO_BIN_EXE_04_length_prefix"), "server"],
+            "05_kv_server" => &[env!("CARGO_BIN_EXE_05_kv_server")],
+            "06_kv_client" => &[env!("CARGO_BIN_EXE_06_kv_client")],
             other => panic!("add lesson {other} to this test"),
         };
         let (code, report) = check_json(step.name, &[command, &["--port", "{port}"]].concat());
@@ -103,12 +111,16 @@ fn correct_python_solutions_pass() {
     let echo = fixture("echo_server.py");
     let client = fixture("echo_client.py");
     let time = fixture("time_server.py");
+    let kv_server = fixture("kv_server.py");
+    let kv_client = fixture("kv_client.py");
     let frame = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop/frame_echo_server.py")
         .display()
         .to_string();
     for (step, command) in [
         ("echo-server", vec!["python3", &echo, "{port}"]),
+        ("kv-server", vec!["python3", &kv_server, "--port", "{port}"]),
+        ("kv-client", vec!["python3", &kv_client, "--port", "{port}"]),
         ("length-prefix-server", vec!["python3", &frame, "{port}"]),
         ("echo-client", vec!["python3", &client, "--port", "{port}"]),
         ("time-server", vec!["python3", &time, "--port", "{port}"]),
@@ -345,6 +357,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         !program_running(&marker),
         "a hanging submission outlived the grading"
     );
+    std::fs::remove_dir_all(&class).unwrap();
 }
 
 /// The report a learner sees, recorded for the book: with the fixture's folder and the timing
@@ -380,4 +393,125 @@ fn report_of_an_echo_server_without_the_prefix() {
         &["python3", &echo, "{port}", "--bug", "no-prefix"],
     );
     insta::assert_snapshot!("report-echo-no-prefix", report);
+}
+
+/// Every mistake the KV fixtures can make is caught, in the scenario that tests for it, with a
+/// hint that names the mistake.
+#[test]
+fn broken_kv_servers_in_python_are_caught_with_the_right_hint() {
+    let server = fixture("kv_server.py");
+    let run = |bug: &'static str| ["python3", server.as_str(), "--port", "{port}", "--bug", bug];
+    for (bug, scenario, hint_words) in [
+        ("missing-empty-line", "missing-key", "not an empty line"),
+        ("one-read", "command-in-one-byte-writes", "across several reads"),
+        (
+            "one-read",
+            "pipelined-commands",
+            "several commands can arrive in one read",
+        ),
+        (
+            "first-line-only",
+            "pipelined-commands",
+            "several commands can arrive in one read",
+        ),
+        (
+            "close-after-one",
+            "set-get-delete",
+            "closed the connection after answering",
+        ),
+        ("first-word-value", "value-with-spaces", "spaces included"),
+        ("no-newline", "set-get-delete", "no newline at the end"),
+        (
+            "store-per-connection",
+            "shared-between-connections",
+            "create it once",
+        ),
+        ("crash-on-unknown", "unknown-command", "crashed"),
+    ] {
+        assert_caught("kv-server", &run(bug), scenario, hint_words);
+    }
+}
+
+/// The same check for a solution in plain Rust, built the way a learner would build it.
+#[test]
+fn broken_kv_servers_in_rust_are_caught_with_the_right_hint() {
+    let binary = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kv_server_fixture");
+    let built = StdCommand::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--edition", "2021", "-O", "-o"])
+        .arg(&binary)
+        .arg(fixture("kv_server.rs"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "could not compile tests/fixtures/kv_server.rs");
+    let program = binary.display().to_string();
+    let (code, report) = check_json("kv-server", &[&program, "--port", "{port}"]);
+    assert_eq!(code, 0, "the correct Rust solution must pass: {report:#}");
+    let run = |bug: &'static str| [program.as_str(), "--port", "{port}", "--bug", bug];
+    assert_caught(
+        "kv-server",
+        &run("no-newline"),
+        "set-get-delete",
+        "no newline at the end",
+    );
+    assert_caught(
+        "kv-server",
+        &run("store-per-connection"),
+        "shared-between-connections",
+        "create it once",
+    );
+    assert_caught(
+        "kv-server",
+        &run("close-after-one"),
+        "set-get-delete",
+        "closed the connection after answering",
+    );
+    assert_caught(
+        "kv-server",
+        &run("one-read"),
+        "pipelined-commands",
+        "several commands can arrive in one read",
+    );
+}
+
+#[test]
+fn broken_kv_clients_are_caught_with_the_right_hint() {
+    let client = fixture("kv_client.py");
+    let run = |bug: &'static str| ["python3", client.as_str(), "--port", "{port}", "--bug", bug];
+    assert_caught("kv-client", &run("no-newline"), "set", "no newline at the end");
+    assert_caught(
+        "kv-client",
+        &run("exit-zero-on-error"),
+        "get-missing",
+        "exit with code 1",
+    );
+}
+
+/// A correct KV server in Python is checked in well under the 3 s a learner should wait.
+#[test]
+fn checking_a_correct_kv_server_is_quick() {
+    let server = fixture("kv_server.py");
+    let (code, report) = check_json("kv-server", &["python3", &server, "--port", "{port}"]);
+    assert_eq!(code, 0, "{report:#}");
+    let seconds = report["seconds"].as_f64().unwrap();
+    // Not a timing test of the checker's speed (that is reported in the notes), only a guard
+    // against a check that waits for timeouts on a correct program.
+    assert!(seconds < 20.0, "checking a correct server took {seconds} s");
+}
+
+#[test]
+fn report_of_a_kv_server_that_keeps_only_the_first_word() {
+    let server = fixture("kv_server.py");
+    let report = recorded_report(
+        "kv-server",
+        "value-with-spaces",
+        &[
+            "python3",
+            &server,
+            "--port",
+            "{port}",
+            "--bug",
+            "first-word-value",
+        ],
+    );
+    insta::assert_snapshot!("report-kv-first-word-value", report);
 }

@@ -34,12 +34,16 @@ pub fn hint_for(failure: &Failure, scenario_hint: Option<&str>) -> String {
         }
     }
     if failure.missing_newline {
-        return "your reply has no newline at the end: the other side reads a whole line, so end every reply \
-                with \\n (and flush, if your output is buffered)"
+        return "what your program sent has no newline at the end: the other side reads whole lines, so end \
+                every line you send with \\n (and flush, if your output is buffered)"
             .to_string();
     }
     match failure.kind {
-        FailureKind::ClosedEarly if failure.transcript.iter().any(|l| l.contains(" < ")) => {
+        // Closed after an answer: seen as end of stream, or as a reset when our next request
+        // reached the already closed socket first.
+        FailureKind::ClosedEarly | FailureKind::ConnectionBroken
+            if failure.transcript.iter().any(|l| l.contains(" < ")) =>
+        {
             return "your program closed the connection after answering: keep the connection open and keep \
                     reading commands until the client closes it (read returns 0)"
                 .to_string();

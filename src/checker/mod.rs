@@ -84,6 +84,20 @@ pub fn steps() -> Vec<CheckStep> {
             example: "python3 frame_server.py --port {port}",
             kind: StepKind::Server(scenarios::frame::all),
         },
+        CheckStep {
+            name: "kv-server",
+            lesson: "05_kv_server",
+            expects: "the key-value protocol: SET/GET/DELETE lines, one reply line each, ERROR for anything wrong, one store for all clients",
+            example: "python3 kv_server.py --port {port}",
+            kind: StepKind::Server(scenarios::kv::all),
+        },
+        CheckStep {
+            name: "kv-client",
+            lesson: "06_kv_client",
+            expects: "sends its arguments as one command line, prints the reply line, exits 0 (OK or a value) or 1 (ERROR)",
+            example: "python3 kv_client.py --port {port}",
+            kind: StepKind::Client(scenarios::kv::client_all),
+        },
     ]
 }
 

@@ -412,7 +412,9 @@ fn run_server_step(
             }
             let expected = "the client to signal the end of its request (shut down its write half or close)";
             match (&result.end, result.bytes.is_empty()) {
-                (ReadEnd::Closed, true) => lines.push("client shuts down its write half".to_string()),
+                (ReadEnd::Closed, true) => {
+                    lines.push("client sends end of stream (close or half-close)".to_string())
+                }
                 (_, false) => {
                     let mut f = StepFailure::new(FailureKind::UnexpectedData, expected, "it sent more");
                     f.got = Some(result.bytes);

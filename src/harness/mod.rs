@@ -50,3 +50,19 @@ pub fn run_lesson(program: &str, args: &[&str], scenario: &Scenario) -> String {
     let output = server.finish();
     render(scenario, &transcript, addr, &output)
 }
+
+/// A client program's run against one of our servers, told for a snapshot: the command line as
+/// shown, what the client printed, then everything the server printed (with stable tokens). It
+/// stops the server, so call it once the client has finished.
+pub fn client_story(shown_command: &str, client_stdout: &str, server: ServerProcess) -> String {
+    let addr = server.addr();
+    let server_output: Vec<String> = server
+        .finish()
+        .iter()
+        .map(|line| stable_tokens(&line.text, addr, &[]))
+        .collect();
+    format!(
+        "$ {shown_command}\n{client_stdout}--- server output ---\n{}\n",
+        server_output.join("\n")
+    )
+}

@@ -3,4 +3,5 @@
 pub mod concurrency;
 pub mod echo;
 pub mod frame;
+pub mod kv;
 pub mod time;

@@ -1,6 +1,8 @@
 //! Helpers shared by the lesson tests.
 #![allow(dead_code)]
 
+pub mod kv;
+
 use std::net::TcpListener;
 
 use assert_cmd::Command;

@@ -11,6 +11,7 @@ inside a frame, closes that connection; the server keeps serving the next client
 import socket
 import sys
 
+# ANCHOR: read_frames
 MAX_FRAME = 1024 * 1024
 
 
@@ -39,6 +40,7 @@ def echo_frames(conn):
         if len(payload) < length:
             return f"stream ended inside a frame ({len(payload)} of {length} bytes)"
         conn.sendall(len(payload).to_bytes(4, "big") + payload)
+# ANCHOR_END: read_frames
 
 
 def main():
