@@ -129,6 +129,11 @@ pub fn all() -> Vec<Scenario> {
     vec![two_clients_interleaved(), idle_client_does_not_block()]
 }
 
+/// What `workbook check concurrent-kv-server` runs: lesson 05's protocol scenarios, then these.
+pub fn kv_server_all() -> Vec<Scenario> {
+    [super::kv::all(), all()].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
