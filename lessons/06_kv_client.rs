@@ -31,6 +31,7 @@ use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{self, Command};
 use socket_workbook::lesson::{self, ConnectArgs};
 
+// ANCHOR: args
 /// Lesson 06: send one command to the key-value server and print its reply.
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,7 @@ struct Args {
 const EXIT_ERROR_REPLY: u8 = 1;
 /// The connection broke, the reply timed out, or the server closed without a whole reply.
 const EXIT_NO_REPLY: u8 = 4;
+// ANCHOR_END: args
 
 /// The longest reply line we accept: a value can be almost as long as the server's line cap.
 const MAX_REPLY: u64 = 2 * kv::MAX_LINE as u64;
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
     }
 }
 
+// ANCHOR: command_from_words
 /// `["set", "greeting", "hello", "world"]` becomes `SET greeting hello world`. The words are
 /// checked with the same parser the server uses, so a mistake is reported before anything is sent.
 fn command_from_words(words: &[String]) -> Result<Command, String> {
@@ -122,6 +125,7 @@ fn command_from_words(words: &[String]) -> Result<Command, String> {
         kv::ParseError::InvalidUtf8 => err.to_string(),
     })
 }
+// ANCHOR_END: command_from_words
 
 // ANCHOR: one_command
 /// Sends `command`, prints the reply line, and says which exit code the reply means.
