@@ -36,7 +36,6 @@ use socket_workbook::lesson::{self, ConnectArgs};
 #[derive(Parser)]
 #[command(
     version,
-    about,
     override_usage = "06_kv_client [--host H] [--port P] SET key value... | GET key | DELETE key\n       \
                       06_kv_client [--host H] [--port P]        (no command: read commands from stdin)",
     after_help = "Exit codes: 0 the server replied OK or a value; 1 the server replied with an ERROR line; \
