@@ -31,11 +31,11 @@ use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{self, Command};
 use socket_workbook::lesson::{self, ConnectArgs};
 
+// ANCHOR: args
 /// Lesson 06: send one command to the key-value server and print its reply.
 #[derive(Parser)]
 #[command(
     version,
-    about,
     override_usage = "06_kv_client [--host H] [--port P] SET key value... | GET key | DELETE key\n       \
                       06_kv_client [--host H] [--port P]        (no command: read commands from stdin)",
     after_help = "Exit codes: 0 the server replied OK or a value; 1 the server replied with an ERROR line; \
@@ -56,6 +56,7 @@ struct Args {
 const EXIT_ERROR_REPLY: u8 = 1;
 /// The connection broke, the reply timed out, or the server closed without a whole reply.
 const EXIT_NO_REPLY: u8 = 4;
+// ANCHOR_END: args
 
 /// The longest reply line we accept: a value can be almost as long as the server's line cap.
 const MAX_REPLY: u64 = 2 * kv::MAX_LINE as u64;
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
     }
 }
 
+// ANCHOR: command_from_words
 /// `["set", "greeting", "hello", "world"]` becomes `SET greeting hello world`. The words are
 /// checked with the same parser the server uses, so a mistake is reported before anything is sent.
 fn command_from_words(words: &[String]) -> Result<Command, String> {
@@ -122,6 +124,7 @@ fn command_from_words(words: &[String]) -> Result<Command, String> {
         kv::ParseError::InvalidUtf8 => err.to_string(),
     })
 }
+// ANCHOR_END: command_from_words
 
 // ANCHOR: one_command
 /// Sends `command`, prints the reply line, and says which exit code the reply means.

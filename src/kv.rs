@@ -76,8 +76,10 @@ use std::fmt;
 
 use crate::escape::escape_abbreviated;
 
+// ANCHOR: max_line
 /// The most bytes a line may hold before its `\n` (a `\r` before the `\n` counts): 64 KiB.
 pub const MAX_LINE: usize = 64 * 1024;
+// ANCHOR_END: max_line
 
 /// Is `line` (without its `\n`) an error reply: exactly `ERROR`, or `ERROR` followed by a space
 /// and a reason? Note the protocol's flaw: a stored value `ERROR disk full` looks the same.
@@ -89,9 +91,11 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// assert!(!is_error_reply(b"ERRORS"));
 /// assert!(!is_error_reply(b"OK"));
 /// ```
+// ANCHOR: is_error_reply
 pub fn is_error_reply(line: &[u8]) -> bool {
     line == b"ERROR" || line.starts_with(b"ERROR ")
 }
+// ANCHOR_END: is_error_reply
 
 /// The three command words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +157,7 @@ impl Command {
     /// assert_eq!(Command::parse(b"GET a b"), Err(ParseError::WrongArity(Verb::Get)));
     /// assert_eq!(Command::parse(b""), Err(ParseError::EmptyLine));
     /// ```
+    // ANCHOR: parse
     pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -188,6 +193,7 @@ impl Command {
             }
         }
     }
+    // ANCHOR_END: parse
 
     /// The command as a line to send, with its `\n`: `SET key value\n`.
     ///
@@ -214,10 +220,12 @@ impl Command {
     }
 }
 
+// ANCHOR: is_key
 /// A key is one word: not empty, no spaces.
 fn is_key(text: &str) -> bool {
     !text.is_empty() && !text.contains(' ')
 }
+// ANCHOR_END: is_key
 
 /// Why a line is not a command. Its `Display` text is the reason in the `ERROR` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +296,7 @@ impl Reply {
     }
 }
 
+// ANCHOR: reply_display
 /// The reply line without its `\n`.
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -298,6 +307,7 @@ impl fmt::Display for Reply {
         }
     }
 }
+// ANCHOR_END: reply_display
 
 impl From<ParseError> for Reply {
     fn from(err: ParseError) -> Reply {
@@ -347,6 +357,7 @@ impl Store {
         key.len() + value.len() + Store::ENTRY_OVERHEAD
     }
 
+    // ANCHOR: apply
     /// Carries out `command` and says what to answer.
     pub fn apply(&mut self, command: Command) -> Reply {
         match command {
@@ -376,6 +387,7 @@ impl Store {
             },
         }
     }
+    // ANCHOR_END: apply
 
     /// The value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Option<&str> {
