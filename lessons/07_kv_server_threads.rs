@@ -22,7 +22,7 @@
 //! - **Shared state**: one `Store` behind a `Mutex`, held only while a command is carried out.
 //! - **Pipelining done right**: one `read` may bring many commands. They are all answered into one
 //!   buffer, which goes out in one `write`, so a client that sends 16 commands at once costs the
-//!   server two system calls, not 32.
+//!   server two system calls (one `read`, one `write`), not 17.
 //! - **Ctrl-C** (SIGINT, or SIGTERM): a log line, then exit with status 0.
 //!
 //! `--quiet` turns off the log line per command: a benchmark sends hundreds of thousands of
@@ -65,6 +65,9 @@ const BUSY: &[u8] = b"ERROR server busy: too many connections\n";
 /// also goes out whenever it holds this much: per-connection memory stays bounded.
 const OUTBOX_LIMIT: usize = 64 * 1024;
 
+/// How many connections the kernel may hold for us, complete but not yet accepted.
+const BACKLOG: i32 = 1024;
+
 /// Each connection thread gets this much stack. Rust's default is 2 MiB of address space per
 /// thread; ours needs far less (its buffers live on the heap), so a thousand threads reserve
 /// 256 MiB of address space instead of 2 GiB. Only the pages a thread touches use real memory.
@@ -74,7 +77,9 @@ fn main() -> io::Result<()> {
     let args = Args::parse();
     let listener = TcpListener::bind((args.listen.host.as_str(), args.listen.port))
         .unwrap_or_else(|err| lesson::exit_bind_failed(&args.listen.address(), &err));
-    lesson::announce_listening(&listener)?;
+    if let Err(err) = set_backlog(&listener, BACKLOG) {
+        eprintln!("warning: the listen backlog stays at 128: {err}");
+    }
 
     // ANCHOR: shared_state
     // One store for every client. `Arc` (an atomically counted reference) lets every connection
@@ -83,7 +88,7 @@ fn main() -> io::Result<()> {
     // Why a Mutex and not a RwLock (many readers or one writer)? `Store::apply` takes `&mut self`
     // for every command, a GET included, so every command needs the store to itself anyway. And
     // the lock is held for one hash-map operation, well under a microsecond: threads seldom meet
-    // there, and when they do, a RwLock's extra bookkeeping costs more than the wait it saves.
+    // there, so letting readers share it would save little, and a RwLock costs more to take.
     let store = Arc::new(Mutex::new(Store::new()));
     // How many connections are being served right now, for the cap.
     let open = Arc::new(AtomicUsize::new(0));
@@ -110,6 +115,10 @@ fn main() -> io::Result<()> {
         eprintln!("warning: Ctrl-C will stop the server without a message: {err}");
     }
     // ANCHOR_END: ctrl_c
+
+    // Announced only now, when Ctrl-C is handled: whoever waits for this line (you, a test,
+    // the benchmark) may stop the server as soon as it appears.
+    lesson::announce_listening(&listener)?;
 
     // ANCHOR: accept_loop
     let mut connections: u64 = 0;
@@ -164,6 +173,32 @@ fn main() -> io::Result<()> {
         }
     }
     // ANCHOR_END: accept_loop
+}
+
+// ANCHOR: backlog
+/// Sets how many connections the kernel queues for us before we `accept` them.
+///
+/// `TcpListener::bind` calls `listen` with a backlog of 128. Lesson 05 never needs more: it
+/// accepts the next client only after the last one left. This server accepts as fast as it can
+/// start threads, and a burst of clients connects faster than that. When the queue is full, the
+/// kernel drops the next connection request, and that client's kernel sends it again only after a
+/// second: a burst of 1,000 clients stalls for seconds. Calling `listen` again on a listening
+/// socket sets a new backlog (the kernel caps it at `net.core.somaxconn`, 4096 on Linux today).
+#[cfg(unix)]
+fn set_backlog(listener: &TcpListener, backlog: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen(2) takes a descriptor we own (it lives as long as `listener`) and a number.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+// ANCHOR_END: backlog
+
+#[cfg(not(unix))]
+fn set_backlog(_listener: &TcpListener, _backlog: i32) -> io::Result<()> {
+    Ok(())
 }
 
 // ANCHOR: thread_per_connection
