@@ -9,6 +9,8 @@
 //! - [`escape`]: showing bytes exactly, so `\r`, `\0` and invalid UTF-8 are visible.
 //! - [`frame`]: length-prefixed frames (a 4-byte big-endian length, then the payload), for every
 //!   lesson that sends messages over a byte stream.
+//! - [`line_buffer`]: a receive buffer that hands out complete lines with one copy and bounded
+//!   memory, for a server that answers many pipelined commands per `read`.
 //! - [`lockstep`]: a loopback connection whose ends take turns, so a demo of how `read` splits
 //!   data prints the same thing on every run.
 //! - [`kv`]: the key-value protocol of lessons 05 and 06 (described there in full): command
@@ -24,5 +26,6 @@ pub mod frame;
 pub mod harness;
 pub mod kv;
 pub mod lesson;
+pub mod line_buffer;
 pub mod lockstep;
 pub mod scenarios;

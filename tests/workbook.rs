@@ -82,6 +82,7 @@ fn our_own_lessons_pass_every_step() {
             "04_length_prefix" => &[env!("CARGO_BIN_EXE_04_length_prefix"), "server"],
             "05_kv_server" => &[env!("CARGO_BIN_EXE_05_kv_server")],
             "06_kv_client" => &[env!("CARGO_BIN_EXE_06_kv_client")],
+            "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
             other => panic!("add lesson {other} to this test"),
         };
         let (code, report) = check_json(step.name, &[command, &["--port", "{port}"]].concat());
@@ -148,6 +149,18 @@ fn broken_echo_servers_are_caught_with_the_right_hint() {
     );
     assert_caught("echo-server", &run("text"), "all-byte-values", "crashed");
     assert_caught("echo-server", &run("hang"), "greeting", "Echo:");
+}
+
+/// Lesson 05 is a correct kv-server, but it serves one client at a time: the concurrent step
+/// catches that, and says what to do about it.
+#[test]
+fn a_one_client_at_a_time_kv_server_is_caught_by_the_concurrent_step() {
+    assert_caught(
+        "concurrent-kv-server",
+        &[env!("CARGO_BIN_EXE_05_kv_server"), "--port", "{port}"],
+        "idle-client-does-not-block",
+        "its own thread",
+    );
 }
 
 #[test]

@@ -98,6 +98,13 @@ pub fn steps() -> Vec<CheckStep> {
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),
         },
+        CheckStep {
+            name: "concurrent-kv-server",
+            lesson: "07_kv_server_threads",
+            expects: "the kv-server protocol for many clients at once: an idle client holds up nobody",
+            example: "python3 kv_server_threads.py --port {port}",
+            kind: StepKind::Server(scenarios::concurrency::kv_server_all),
+        },
     ]
 }
 

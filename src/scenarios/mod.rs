@@ -1,5 +1,6 @@
 //! Every lesson's scenarios, as data. Tests, the book and `workbook check` all read them here.
 
+pub mod concurrency;
 pub mod echo;
 pub mod frame;
 pub mod kv;

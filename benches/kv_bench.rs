@@ -1,0 +1,814 @@
+//! # kv_bench: lesson 07's key-value server against Redis, under the same load
+//!
+//! ```text
+//! cargo bench --bench kv_bench                                # 50 connections, pipeline 1 and 16
+//! cargo bench --bench kv_bench -- --duration 10 --pipeline 1,4,16,64
+//! cargo bench --bench kv_bench -- --help
+//! ```
+//!
+//! The benchmark starts `07_kv_server_threads` (the release build cargo made for this bench, with
+//! `--quiet --port 0`) and, when `redis-server` is on the PATH, a Redis on a free port with
+//! persistence off (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on
+//! macOS). It runs the same load against each, one after the other, and prints throughput, batch
+//! latency, and the ratio ours/Redis. Both servers are stopped at the end, also after an error
+//! or a panic (and on Ctrl-C).
+//!
+//! # The load
+//! - `--connections` connections (default 50), opened before the clock starts.
+//! - Each connection is a closed loop: it sends a batch of `--pipeline` commands in one write,
+//!   waits for all their replies, and sends the next batch at once. Pipeline depth 1 is the plain
+//!   request/reply conversation; 16 lets a server amortise its system calls over 16 commands.
+//! - Commands: `GET key:NNNN` (80 %) and `SET key:NNNN value` (20 %), keys drawn uniformly from
+//!   10,000, each ending in `\r\n`. These are the same bytes for both servers: our protocol accepts
+//!   `\r\n`, and Redis accepts a line of words as an "inline command". Every key is stored once
+//!   before the runs, so every `GET` finds a value.
+//! - A key's value is always the same 32 bytes (derived from the key), so every reply can be
+//!   checked exactly: `OK\n` and `value\n` from us; `+OK\r\n` and `$32\r\nvalue\r\n` from Redis.
+//!   A wrong or unexpected reply stops the benchmark with an error.
+//! - Throughput counts replies that arrived within the run (`--duration` seconds, default 5).
+//!   Latency is per batch: from the batch's write until its last reply has arrived (at depth 1
+//!   that is the latency of one command).
+//!
+//! # The load generator is not the lesson
+//! It must cost as little CPU as possible, because it shares the machine with the server. It runs
+//! a few threads (`--client-threads`, default 1), each driving its share of the connections with
+//! non-blocking sockets and `epoll` (Linux), so the generator costs a few system calls per batch
+//! and no thread switches. It reports the CPU time the server and the generator used, so you can
+//! see who was busy.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use socket_workbook::harness::{self, Readiness, ServerProcess};
+
+/// Our server, as cargo built it for this benchmark (release profile under `cargo bench`).
+const OUR_SERVER: &str = env!("CARGO_BIN_EXE_07_kv_server_threads");
+
+/// Throughput and latency of lesson 07's KV server, compared with Redis under the same load.
+#[derive(Parser, Debug)]
+#[command(about)]
+struct Args {
+    /// Connections open at once, each with one batch of commands in flight.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Pipeline depths to run, comma-separated: commands sent in one batch per connection.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pipeline: Vec<usize>,
+    /// Seconds each run lasts.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    /// Bytes in every value.
+    #[arg(long, default_value_t = 32)]
+    value_size: usize,
+    /// Percentage of commands that are GET (the rest are SET).
+    #[arg(long, default_value_t = 80)]
+    get_percent: u32,
+    /// Threads in the load generator; the connections are divided among them.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Only run against our server, even if redis-server is installed.
+    #[arg(long)]
+    no_redis: bool,
+    /// Only run against Redis (to try load generator settings).
+    #[arg(long, conflicts_with = "no_redis")]
+    redis_only: bool,
+    /// The Redis server program to start.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: String,
+    /// `cargo bench` passes this to every bench target; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(err) = validate(&args) {
+        eprintln!("error: {err}");
+        std::process::exit(2);
+    }
+    // Ctrl-C reaches us, not the servers (they run in process groups of their own): stop them.
+    let _ = ctrlc::set_handler(|| {
+        harness::process::kill_all_running();
+        std::process::exit(130);
+    });
+    match run(&args) {
+        Ok(()) => {}
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn validate(args: &Args) -> Result<(), String> {
+    if args.connections == 0 || args.client_threads == 0 || args.keys == 0 {
+        return Err("--connections, --client-threads and --keys must be at least 1".into());
+    }
+    if args.pipeline.is_empty() || args.pipeline.contains(&0) || args.pipeline.iter().any(|&p| p > 10_000) {
+        return Err("--pipeline depths must be between 1 and 10000".into());
+    }
+    if !(args.duration > 0.0 && args.duration <= 3600.0) {
+        return Err("--duration must be between 0 and 3600 seconds".into());
+    }
+    if args.get_percent > 100 {
+        return Err("--get-percent must be between 0 and 100".into());
+    }
+    if args.value_size == 0 || args.value_size > 1024 {
+        return Err("--value-size must be between 1 and 1024".into());
+    }
+    Ok(())
+}
+
+/// The servers under test. Dropping a `ServerProcess` kills it, so both are stopped however
+/// `run` ends: normally, with an error, or by a panic unwinding through it.
+fn run(args: &Args) -> Result<(), String> {
+    let workload = Arc::new(Workload::new(args));
+    let mut targets: Vec<Target> = Vec::new();
+    if !args.redis_only {
+        let server = harness::start_lesson(OUR_SERVER, &["--quiet"])
+            .map_err(|err| format!("could not start {OUR_SERVER}: {err}"))?;
+        targets.push(Target {
+            name: "07_kv_server_threads".to_string(),
+            protocol: Protocol::Lines,
+            server,
+        });
+    }
+    if !args.no_redis {
+        match start_redis(&args.redis_server)? {
+            Some(target) => targets.push(target),
+            None => println!(
+                "redis-server not found on PATH: running our server only \
+                 (install Redis with `apt-get install redis-server` to compare)"
+            ),
+        }
+    }
+    if targets.is_empty() {
+        return Err("no server to benchmark".into());
+    }
+
+    println!(
+        "load: {} connections, {}% GET / {}% SET over {} keys, {}-byte values, {} s per run, {} client thread(s)",
+        args.connections,
+        args.get_percent,
+        100 - args.get_percent,
+        args.keys,
+        args.value_size,
+        args.duration,
+        args.client_threads,
+    );
+    println!("machine: {} CPUs, load average {}", cpu_count(), load_average());
+    println!("latency is per batch: from writing a batch of P commands to reading its last reply");
+    println!();
+    for target in &targets {
+        preload(target, &workload)?;
+    }
+    println!(
+        "{:>8}  {:<22} {:>12} {:>10} {:>10}  {:>10} {:>10}",
+        "pipeline", "server", "ops/s", "p50", "p99", "server CPU", "client CPU"
+    );
+    for &depth in &args.pipeline {
+        let mut results = Vec::new();
+        for target in &targets {
+            let result = measure(target, &workload, args, depth)?;
+            println!(
+                "{:>8}  {:<22} {:>12} {:>10} {:>10}  {:>10} {:>10}",
+                depth,
+                target.name,
+                group_thousands(result.ops_per_second() as u64),
+                format_latency(result.percentile(50.0)),
+                format_latency(result.percentile(99.0)),
+                format!("{:.2} cores", result.server_cpu),
+                format!("{:.2} cores", result.client_cpu),
+            );
+            results.push(result);
+        }
+        if let [ours, redis] = &results[..] {
+            println!(
+                "{:>8}  {:<22} {:>12.2}",
+                depth,
+                "ratio ours/Redis",
+                ours.ops_per_second() / redis.ops_per_second()
+            );
+        }
+    }
+    println!();
+    println!("stopping the servers");
+    for target in targets {
+        let name = target.name;
+        let output = target.server.finish();
+        if let Some(panic) = output.iter().find(|line| line.text.contains("panicked")) {
+            return Err(format!("{name} panicked: {}", panic.text));
+        }
+    }
+    Ok(())
+}
+
+/// A server under test and how to read its replies.
+struct Target {
+    name: String,
+    protocol: Protocol,
+    server: ServerProcess,
+}
+
+/// Starts Redis on a free port, without persistence, and waits until it listens. `None` when
+/// the program is not installed.
+fn start_redis(program: &str) -> Result<Option<Target>, String> {
+    let version = match Command::new(program).arg("--version").output() {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("could not run {program}: {err}")),
+    };
+    // "Redis server v=7.0.15 sha=..." -> "7.0.15"
+    let version = version
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("v="))
+        .unwrap_or("?")
+        .to_string();
+    let port = free_port().map_err(|err| format!("could not find a free port: {err}"))?;
+    let mut command = Command::new(program);
+    command.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        // No snapshots, no append-only file: a pure in-memory store, like ours.
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    let server = ServerProcess::start(command, Readiness::PortListening(port), Duration::from_secs(10))
+        .map_err(|err| format!("could not start {program}: {err}"))?;
+    Ok(Some(Target {
+        name: format!("redis-server {version}"),
+        protocol: Protocol::Redis,
+        server,
+    }))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workload: keys, values, and the bytes of each command.
+
+/// Every key and its one value, as bytes ready to copy into a batch.
+struct Workload {
+    /// `GET key:0042\r\n`
+    gets: Vec<Vec<u8>>,
+    /// `SET key:0042 <value>\r\n`
+    sets: Vec<Vec<u8>>,
+    values: Vec<Vec<u8>>,
+    get_percent: u32,
+}
+
+impl Workload {
+    fn new(args: &Args) -> Workload {
+        let width = (args.keys - 1).to_string().len().max(4);
+        let mut workload = Workload {
+            gets: Vec::with_capacity(args.keys),
+            sets: Vec::with_capacity(args.keys),
+            values: Vec::with_capacity(args.keys),
+            get_percent: args.get_percent,
+        };
+        for i in 0..args.keys {
+            let key = format!("key:{i:0width$}");
+            // "value-0042-" then filler, cut to the value size: different for every key.
+            let mut value = format!("value-{i:0width$}-");
+            while value.len() < args.value_size {
+                value.push((b'a' + (value.len() % 26) as u8) as char);
+            }
+            value.truncate(args.value_size);
+            workload.gets.push(format!("GET {key}\r\n").into_bytes());
+            workload.sets.push(format!("SET {key} {value}\r\n").into_bytes());
+            workload.values.push(value.into_bytes());
+        }
+        workload
+    }
+
+    /// Appends one random command to `out` and returns what its reply must be.
+    fn push_command(&self, rng: &mut Rng, out: &mut Vec<u8>) -> Expected {
+        let key = rng.below(self.gets.len() as u64) as usize;
+        if (rng.below(100) as u32) < self.get_percent {
+            out.extend_from_slice(&self.gets[key]);
+            Expected::Value(key)
+        } else {
+            out.extend_from_slice(&self.sets[key]);
+            Expected::Ok
+        }
+    }
+}
+
+/// xorshift64*: fast, and good enough to pick keys.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies, in both protocols.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// Ours: one line per reply, `OK\n` or the value and `\n`.
+    Lines,
+    /// Redis (RESP): `+OK\r\n`, `$<length>\r\n<bytes>\r\n`, `$-1\r\n` for no value, `-ERR ...\r\n`.
+    Redis,
+}
+
+/// What the reply to a command must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    Ok,
+    /// The value of this key.
+    Value(usize),
+}
+
+/// Reads one reply from the start of `buf`. `Ok(None)`: it is not complete yet. `Ok(Some(n))`:
+/// it was the expected reply and took `n` bytes. `Err`: a reply, but the wrong one.
+fn check_reply(
+    protocol: Protocol,
+    buf: &[u8],
+    expected: Expected,
+    workload: &Workload,
+) -> Result<Option<usize>, String> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > 64 * 1024 {
+            return Err(format!("a reply line longer than 64 KiB: {}", show(buf)));
+        }
+        return Ok(None);
+    };
+    let line = &buf[..newline];
+    let (length, right) = match (protocol, expected) {
+        (Protocol::Lines, Expected::Ok) => (newline + 1, line == b"OK"),
+        (Protocol::Lines, Expected::Value(key)) => (newline + 1, line == workload.values[key].as_slice()),
+        (Protocol::Redis, Expected::Ok) => (newline + 1, line == b"+OK\r"),
+        (Protocol::Redis, Expected::Value(key)) => {
+            let value = &workload.values[key];
+            // `$32\r\n` then 32 bytes then `\r\n`.
+            let announced = line
+                .strip_prefix(b"$")
+                .and_then(|rest| rest.strip_suffix(b"\r"))
+                .and_then(|digits| std::str::from_utf8(digits).ok())
+                .and_then(|digits| digits.parse::<usize>().ok());
+            match announced {
+                Some(n) => {
+                    let end = newline + 1 + n + 2;
+                    if buf.len() < end {
+                        return Ok(None);
+                    }
+                    let body = &buf[newline + 1..end];
+                    (
+                        end,
+                        n == value.len() && &body[..n] == value.as_slice() && body.ends_with(b"\r\n"),
+                    )
+                }
+                None => (newline + 1, false),
+            }
+        }
+    };
+    if right {
+        Ok(Some(length))
+    } else {
+        let want = match expected {
+            Expected::Ok => "OK".to_string(),
+            Expected::Value(key) => format!("the value {}", show(&workload.values[key])),
+        };
+        Err(format!("expected {want}, got {}", show(&buf[..length])))
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    socket_workbook::escape::escape_abbreviated(bytes, 80)
+}
+
+/// Sends every `SET` once, in batches, so that every `GET` of the runs finds its value.
+fn preload(target: &Target, workload: &Workload) -> Result<(), String> {
+    let mut stream = TcpStream::connect(target.server.addr()).map_err(|err| err.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|err| err.to_string())?;
+    let mut inbox = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for chunk in (0..workload.sets.len()).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<u8> = chunk
+            .iter()
+            .flat_map(|&key| workload.sets[key].iter().copied())
+            .collect();
+        stream
+            .write_all(&batch)
+            .map_err(|err| format!("preload: {err}"))?;
+        let mut answered = 0;
+        while answered < chunk.len() {
+            match check_reply(target.protocol, &inbox, Expected::Ok, workload) {
+                Ok(Some(n)) => {
+                    inbox.drain(..n);
+                    answered += 1;
+                }
+                Ok(None) => {
+                    let n = stream.read(&mut buf).map_err(|err| format!("preload: {err}"))?;
+                    if n == 0 {
+                        return Err(format!(
+                            "{} closed the connection during the preload",
+                            target.name
+                        ));
+                    }
+                    inbox.extend_from_slice(&buf[..n]);
+                }
+                Err(err) => return Err(format!("{}: preload: {err}", target.name)),
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run: connections, batches, replies, latencies.
+
+/// What one run measured.
+struct RunResult {
+    replies: u64,
+    elapsed: Duration,
+    /// Batch latencies in nanoseconds, sorted.
+    latencies: Vec<u64>,
+    /// CPU time (user + system) divided by wall time: 1.0 is one core busy all the time.
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+impl RunResult {
+    fn ops_per_second(&self) -> f64 {
+        self.replies as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let index = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+        Some(Duration::from_nanos(self.latencies[index]))
+    }
+}
+
+/// Runs the load against `target` with batches of `depth` commands.
+fn measure(
+    target: &Target,
+    workload: &Arc<Workload>,
+    args: &Args,
+    depth: usize,
+) -> Result<RunResult, String> {
+    let addr = target.server.addr();
+    let threads = args.client_threads.min(args.connections);
+    let duration = Duration::from_secs_f64(args.duration);
+    // Every thread opens its connections, then all start the clock together.
+    let start_line = Arc::new(Barrier::new(threads + 1));
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        // Connections t, t + threads, t + 2*threads, ...
+        let count = (args.connections - t).div_ceil(threads);
+        let workload = Arc::clone(workload);
+        let start_line = Arc::clone(&start_line);
+        let protocol = target.protocol;
+        handles.push(thread::spawn(move || {
+            drive(
+                addr,
+                protocol,
+                &workload,
+                count,
+                depth,
+                duration,
+                &start_line,
+                t as u64,
+            )
+        }));
+    }
+    start_line.wait();
+    let server_cpu_before = cpu_seconds(target.server.pid());
+    let client_cpu_before = cpu_seconds_self();
+    let started = Instant::now();
+    let mut replies = 0;
+    let mut latencies = Vec::new();
+    let mut failure = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(part)) => {
+                replies += part.replies;
+                latencies.extend(part.latencies);
+            }
+            Ok(Err(err)) => failure = Some(err),
+            Err(_) => failure = Some("a load generator thread panicked".to_string()),
+        }
+    }
+    let elapsed = started.elapsed();
+    if let Some(err) = failure {
+        return Err(format!("{}: {err}", target.name));
+    }
+    let wall = elapsed.as_secs_f64();
+    let server_cpu = (cpu_seconds(target.server.pid()) - server_cpu_before) / wall;
+    let client_cpu = (cpu_seconds_self() - client_cpu_before) / wall;
+    latencies.sort_unstable();
+    Ok(RunResult {
+        replies,
+        // The threads stop taking replies at the deadline; count the run as exactly that long.
+        elapsed: duration.min(elapsed),
+        latencies,
+        server_cpu,
+        client_cpu,
+    })
+}
+
+/// One connection of the load generator.
+struct LoadConnection {
+    stream: TcpStream,
+    /// The batch being written, and how much of it is written.
+    out: Vec<u8>,
+    written: usize,
+    /// Replies received but not yet checked (the start of one, usually).
+    inbox: Vec<u8>,
+    /// The replies still due for the batch in flight, in order.
+    due: VecDeque<Expected>,
+    batch_started: Instant,
+}
+
+/// What one generator thread counted.
+struct PartResult {
+    replies: u64,
+    latencies: Vec<u64>,
+}
+
+/// One generator thread: opens `count` connections, waits at the start line, then keeps one
+/// batch in flight on each until `duration` has passed.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    addr: SocketAddr,
+    protocol: Protocol,
+    workload: &Workload,
+    count: usize,
+    depth: usize,
+    duration: Duration,
+    start_line: &Barrier,
+    seed: u64,
+) -> Result<PartResult, String> {
+    let opened = open_connections(addr, count);
+    // Every thread must reach the start line, or the others wait there for ever.
+    start_line.wait();
+    let mut connections = opened?;
+    let epoll = Epoll::new().map_err(|err| format!("epoll: {err}"))?;
+    for (token, conn) in connections.iter().enumerate() {
+        epoll
+            .add(conn.stream.as_raw_fd(), token as u64)
+            .map_err(|err| format!("epoll: {err}"))?;
+    }
+    let mut rng = Rng::new(seed + 1);
+    let mut part = PartResult {
+        replies: 0,
+        latencies: Vec::with_capacity(1 << 20),
+    };
+    let started = Instant::now();
+    let deadline = started + duration;
+    for conn in &mut connections {
+        start_batch(conn, workload, &mut rng, depth, started);
+        write_pending(conn)?;
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; connections.len()];
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let timeout_ms = (deadline - now).as_millis().clamp(1, 100) as i32;
+        let ready = epoll
+            .wait(&mut events, timeout_ms)
+            .map_err(|err| format!("epoll: {err}"))?;
+        for event in &events[..ready] {
+            let conn = &mut connections[event.u64 as usize];
+            if conn.written < conn.out.len() {
+                write_pending(conn)?;
+            }
+            let n = match conn.stream.read(&mut buf) {
+                Ok(0) => return Err("the server closed a connection".into()),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(format!("read: {err}")),
+            };
+            // Check replies straight from `buf` when nothing is left over from the last read
+            // (the usual case), else append and check from the leftover.
+            let mut checked = 0;
+            let data: &[u8] = if conn.inbox.is_empty() {
+                &buf[..n]
+            } else {
+                conn.inbox.extend_from_slice(&buf[..n]);
+                &conn.inbox
+            };
+            while let Some(&expected) = conn.due.front() {
+                match check_reply(protocol, &data[checked..], expected, workload)? {
+                    Some(length) => {
+                        checked += length;
+                        conn.due.pop_front();
+                    }
+                    None => break,
+                }
+            }
+            if checked < data.len() && conn.due.is_empty() {
+                return Err(format!(
+                    "unexpected bytes after the last reply: {}",
+                    show(&data[checked..])
+                ));
+            }
+            let leftover = data[checked..].to_vec();
+            conn.inbox = leftover;
+            if conn.due.is_empty() {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                part.replies += depth as u64;
+                part.latencies.push((now - conn.batch_started).as_nanos() as u64);
+                start_batch(conn, workload, &mut rng, depth, now);
+                write_pending(conn)?;
+            }
+        }
+    }
+    Ok(part)
+}
+
+fn open_connections(addr: SocketAddr, count: usize) -> Result<Vec<LoadConnection>, String> {
+    (0..count)
+        .map(|_| {
+            let stream = TcpStream::connect(addr).map_err(|err| format!("connect to {addr}: {err}"))?;
+            stream.set_nodelay(true).map_err(|err| err.to_string())?;
+            stream.set_nonblocking(true).map_err(|err| err.to_string())?;
+            Ok(LoadConnection {
+                stream,
+                out: Vec::new(),
+                written: 0,
+                inbox: Vec::new(),
+                due: VecDeque::new(),
+                batch_started: Instant::now(),
+            })
+        })
+        .collect()
+}
+
+fn start_batch(conn: &mut LoadConnection, workload: &Workload, rng: &mut Rng, depth: usize, now: Instant) {
+    conn.out.clear();
+    conn.written = 0;
+    for _ in 0..depth {
+        let expected = workload.push_command(rng, &mut conn.out);
+        conn.due.push_back(expected);
+    }
+    conn.batch_started = now;
+}
+
+/// Writes what the socket takes of the current batch. A batch is small (16 commands are under
+/// 1 KiB), so this is one `write` nearly always; the rest goes when epoll says we can read
+/// (the server cannot reply to a command it has not received, so it reads first).
+fn write_pending(conn: &mut LoadConnection) -> Result<(), String> {
+    while conn.written < conn.out.len() {
+        match conn.stream.write(&conn.out[conn.written..]) {
+            Ok(n) => conn.written += n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(format!("write: {err}")),
+        }
+    }
+    Ok(())
+}
+
+/// A minimal `epoll` (Linux): register sockets for "readable", wait for some to be.
+struct Epoll(RawFd);
+
+impl Epoll {
+    fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes no pointers; a negative result is an error.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Epoll(fd))
+    }
+
+    fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut event) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> io::Result<usize> {
+        // SAFETY: the kernel writes at most `events.len()` entries into `events`.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, timeout_ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+        Ok(n as usize)
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own this descriptor and close it once.
+        unsafe {
+            libc::close(self.0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting.
+
+/// User + system CPU seconds a process has used so far (Linux `/proc/<pid>/stat`; 0 elsewhere).
+fn cpu_seconds(pid: i32) -> f64 {
+    proc_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_seconds_self() -> f64 {
+    proc_cpu_seconds("/proc/self/stat")
+}
+
+fn proc_cpu_seconds(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the name and state.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if per_second <= 0 {
+        0.0
+    } else {
+        ticks / per_second as f64
+    }
+}
+
+fn cpu_count() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn format_latency(latency: Option<Duration>) -> String {
+    match latency {
+        None => "-".to_string(),
+        Some(d) if d < Duration::from_millis(1) => format!("{} µs", d.as_micros()),
+        Some(d) => format!("{:.2} ms", d.as_secs_f64() * 1000.0),
+    }
+}
+
+/// 1234567 -> "1,234,567"
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        let _ = out.write_char(c);
+    }
+    out
+}
