@@ -23,7 +23,7 @@
 //! Two limits, on purpose:
 //! - One client at a time. While one is connected, the next ones wait in the kernel's queue; a
 //!   client that connects and sends nothing (or never reads its replies) holds up everybody. (Try
-//!   it: leave `nc` connected and run `06_kv_client`; it waits, then gives up.) A later lesson
+//!   it: leave `nc` connected and run `06_kv_client`; it waits, then gives up.) Lesson 07
 //!   serves many clients at once.
 //! - A reply does not say what kind of reply it is: after `SET answer OK`, `GET answer` replies
 //!   `OK`, just like a successful `SET`. A client cannot tell a stored value from a status. Typed
