@@ -15,7 +15,7 @@
 //! cargo run --bin 04_length_prefix -- send hello "" world    # terminal 2: three frames, three replies
 //! ```
 //!
-//! The frame codec (`read_frame`, `write_frame`) is in `src/frame.rs`; later lessons use it too.
+//! The frame codec (`read_frame`, `write_frame`) is in `src/frame.rs`, where tests and the checker use it too.
 //! To write your own client or server in another language, encode the header like Python's
 //! `len(payload).to_bytes(4, "big")`; `tests/interop/` holds a Python client and server that talk
 //! to this program.

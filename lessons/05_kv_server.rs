@@ -4,7 +4,7 @@
 //! (`GET key`) and remove them (`DELETE key`), one command per line, one reply line per command.
 //! What one client stores, the next one reads: the store lives as long as the server, not as long
 //! as a connection. The protocol is written down in full in `src/kv.rs` (`cargo doc --open`, module
-//! `kv`); the command parsing and the store live there too, so that a later lesson reuses them.
+//! `kv`); the command parsing and the store live there too, so that other lessons and the tests reuse them.
 //!
 //! Try it:
 //!
@@ -23,11 +23,11 @@
 //! Two limits, on purpose:
 //! - One client at a time. While one is connected, the next ones wait in the kernel's queue; a
 //!   client that connects and sends nothing (or never reads its replies) holds up everybody. (Try
-//!   it: leave `nc` connected and run `06_kv_client`; it waits, then gives up.) A later lesson
+//!   it: leave `nc` connected and run `06_kv_client`; it waits, then gives up.) Lesson 07
 //!   serves many clients at once.
 //! - A reply does not say what kind of reply it is: after `SET answer OK`, `GET answer` replies
 //!   `OK`, just like a successful `SET`. A client cannot tell a stored value from a status. Typed
-//!   replies fix that, in a later lesson.
+//!   replies fix that (see the exercises in the book's chapter).
 //!
 //! `--quiet` turns off the log line per command (a benchmark sends far too many of them).
 

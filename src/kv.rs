@@ -47,8 +47,8 @@
 //! `GET answer` is `OK`, exactly like the reply to a `SET`; after `SET note ERROR disk full`, the
 //! reply to `GET note` looks like an error. A client cannot tell a stored value from a status.
 //! Real protocols fix this with typed replies (Redis, for example, starts every reply with a
-//! character that says what follows: `+OK`, `-ERR ...`, `$5` and five bytes of value). A later
-//! lesson does the same; this one shows why it is needed.
+//! character that says what follows: `+OK`, `-ERR ...`, `$5` and five bytes of value). Lesson 05's
+//! exercises let you make that change; this protocol shows why it is needed.
 //!
 //! # Store size
 //!

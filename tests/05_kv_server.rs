@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::thread;
 use std::time::Duration;
 
-use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::harness::client::ReadEnd;
-use socket_workbook::harness::{Connection, Expect, ServerProcess, run_lesson, start_lesson};
+use socket_workbook::harness::{Connection, Expect, run_lesson, start_lesson};
 use socket_workbook::kv::MAX_LINE;
 use socket_workbook::scenarios::kv;
 
@@ -41,20 +37,6 @@ fn random_bytes_never_break_the_server() {
     common::kv::assert_server_survives_junk(LESSON, &["--quiet"]);
 }
 
-/// Asks `server` on a new connection for `key` and checks the reply.
-fn assert_serves(server: &ServerProcess, key: &str, want: &str) {
-    let mut conn = Connection::connect(server.addr(), TIMEOUT).unwrap();
-    conn.send(format!("GET {key}\n").as_bytes()).unwrap();
-    let reply = conn.read_line(TIMEOUT, 2 * MAX_LINE);
-    assert!(
-        reply.bytes == want.as_bytes(),
-        "GET {key}: expected {}, got {} ({:?})",
-        escape_abbreviated(want.as_bytes(), 60),
-        escape_abbreviated(&reply.bytes, 60),
-        reply.end
-    );
-}
-
 /// The cap is 65536 bytes before the `\n`: a line of exactly that length is a command.
 #[test]
 fn a_line_of_exactly_65536_bytes_is_accepted() {
@@ -66,7 +48,7 @@ fn a_line_of_exactly_65536_bytes_is_accepted() {
     conn.send(format!("{line}\n").as_bytes()).unwrap();
     assert_eq!(conn.read_line(TIMEOUT, 1024).bytes, b"OK\n");
     drop(conn);
-    assert_serves(&server, "big", &format!("{value}\n"));
+    common::kv::assert_serves(&server, "big", &format!("{value}\n"));
 }
 
 /// A megabyte without a newline: the client reliably reads the error line (the server closes
@@ -85,7 +67,7 @@ fn a_megabyte_without_newline_gets_the_error_line_then_a_clean_close() {
     let rest = conn.read_to_end(TIMEOUT);
     assert_eq!((rest.bytes.as_slice(), rest.end), (&b""[..], ReadEnd::Closed));
     drop(conn);
-    assert_serves(&server, "kept", "yes\n");
+    common::kv::assert_serves(&server, "kept", "yes\n");
     assert!(server.wait_for_output("#1 sent more than 65536 bytes without a newline", TIMEOUT));
     assert!(server.exit_status().is_none());
 }
@@ -94,42 +76,14 @@ fn a_megabyte_without_newline_gets_the_error_line_then_a_clean_close() {
 /// and serves the next client.
 #[test]
 fn a_flood_without_newline_does_not_hold_the_server() {
-    let mut server = start_lesson(LESSON, &[]).unwrap();
-    let mut flood = TcpStream::connect(server.addr()).unwrap();
-    flood.set_write_timeout(Some(TIMEOUT)).unwrap();
-    let flooder = thread::spawn(move || {
-        let chunk = vec![b'x'; 64 * 1024];
-        // Ends when the server resets the connection (or, if something is wrong, on the timeout).
-        for _ in 0..1024 {
-            if flood.write_all(&chunk).is_err() {
-                return true;
-            }
-        }
-        false
-    });
-    assert_serves(&server, "anything", "ERROR no such key\n");
-    assert!(flooder.join().unwrap(), "the server kept reading 64 MiB");
-    assert!(server.wait_for_output("#1 disconnected", TIMEOUT));
-    assert!(server.exit_status().is_none());
+    common::kv::assert_flood_is_cut_off(LESSON);
 }
 
-/// A client that pipelines big replies and vanishes without reading them: our writes fail
-/// (its kernel answers with a reset); the server logs it and serves the next client.
+/// A client that pipelines big replies and vanishes without reading them: the server logs it
+/// and serves the next client.
 #[test]
 fn a_client_that_vanishes_does_not_stop_the_server() {
-    let mut server = start_lesson(LESSON, &[]).unwrap();
-    let mut vanishing = TcpStream::connect(server.addr()).unwrap();
-    let value = "v".repeat(60 * 1024);
-    let mut commands = format!("SET big {value}\n");
-    commands.push_str(&"GET big\n".repeat(200));
-    vanishing.write_all(commands.as_bytes()).unwrap();
-    // Read one byte, so the server is surely writing; the unread rest makes our close a reset.
-    vanishing.set_read_timeout(Some(TIMEOUT)).unwrap();
-    vanishing.read_exact(&mut [0u8; 1]).unwrap();
-    drop(vanishing);
-    assert_serves(&server, "big", &format!("{value}\n"));
-    assert!(server.wait_for_output("#1 disconnected abruptly", TIMEOUT));
-    assert!(server.exit_status().is_none());
+    common::kv::assert_vanishing_client_is_survived(LESSON);
 }
 
 #[test]

@@ -194,20 +194,6 @@ fn ctrl_c_with_clients_connected_exits_0_and_closes_their_connections() {
     );
 }
 
-/// Asks for `key` on a new connection and checks the reply.
-fn assert_serves(server: &ServerProcess, key: &str, want: &str) {
-    let mut conn = Connection::connect(server.addr(), TIMEOUT).unwrap();
-    conn.send(format!("GET {key}\n").as_bytes()).unwrap();
-    let reply = conn.read_line(TIMEOUT, 2 * MAX_LINE);
-    assert!(
-        reply.bytes == want.as_bytes(),
-        "GET {key}: expected {:?}, got {} bytes ({:?})",
-        want.get(..want.len().min(60)),
-        reply.bytes.len(),
-        reply.end
-    );
-}
-
 /// The cap is 65536 bytes before the `\n`: a line of exactly that length is a command, also when
 /// it arrives in pieces.
 #[test]
@@ -222,7 +208,7 @@ fn a_line_of_exactly_65536_bytes_is_accepted() {
     }
     assert_eq!(conn.read_line(TIMEOUT, 1024).bytes, b"OK\n");
     drop(conn);
-    assert_serves(&server, "big", &format!("{value}\n"));
+    common::kv::assert_serves(&server, "big", &format!("{value}\n"));
 }
 
 /// Thousands of pipelined commands with big replies: the replies leave in 64 KiB writes (the
@@ -258,41 +244,14 @@ fn big_pipelined_replies_come_back_complete_and_in_order() {
 /// another client is served.
 #[test]
 fn a_flood_without_newline_does_not_hold_anyone_else() {
-    let mut server = start_lesson(LESSON, &[]).unwrap();
-    let mut flood = TcpStream::connect(server.addr()).unwrap();
-    flood.set_write_timeout(Some(TIMEOUT)).unwrap();
-    let flooder = thread::spawn(move || {
-        let chunk = vec![b'x'; 64 * 1024];
-        for _ in 0..1024 {
-            if flood.write_all(&chunk).is_err() {
-                return true;
-            }
-        }
-        false
-    });
-    assert_serves(&server, "anything", "ERROR no such key\n");
-    assert!(flooder.join().unwrap(), "the server kept reading 64 MiB");
-    assert!(server.wait_for_output("#1 disconnected", TIMEOUT));
-    assert!(server.exit_status().is_none());
+    common::kv::assert_flood_is_cut_off(LESSON);
 }
 
 /// A client that pipelines big replies and vanishes without reading them: only its own thread
 /// notices (the write fails); the server serves the next client.
 #[test]
 fn a_client_that_vanishes_does_not_stop_the_server() {
-    let mut server = start_lesson(LESSON, &[]).unwrap();
-    let mut vanishing = TcpStream::connect(server.addr()).unwrap();
-    let value = "v".repeat(60 * 1024);
-    let mut commands = format!("SET big {value}\n");
-    commands.push_str(&"GET big\n".repeat(200));
-    vanishing.write_all(commands.as_bytes()).unwrap();
-    vanishing.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut first = [0u8; 1];
-    std::io::Read::read_exact(&mut vanishing, &mut first).unwrap();
-    drop(vanishing);
-    assert_serves(&server, "big", &format!("{value}\n"));
-    assert!(server.wait_for_output("#1 disconnected abruptly", TIMEOUT));
-    assert!(server.exit_status().is_none());
+    common::kv::assert_vanishing_client_is_survived(LESSON);
 }
 
 /// `Threads:` from `/proc/<pid>/status` (Linux).
@@ -397,7 +356,7 @@ fn a_thousand_connections_opened_and_closed_repeatedly_leave_no_threads_behind()
         growth < 4 * 1024,
         "resident memory after each round (KiB): {resident_after_round:?}"
     );
-    assert_serves(&server, "r2c999", "x\n");
+    common::kv::assert_serves(&server, "r2c999", "x\n");
 }
 
 #[test]

@@ -148,6 +148,14 @@ pub enum Outcome {
     NotRun { why: String },
 }
 
+impl Outcome {
+    /// A failure, with the hint that fits it best (see [`hints::hint_for`]).
+    fn failed(failure: Box<Failure>, scenario_hint: Option<&str>) -> Outcome {
+        let hint = hints::hint_for(&failure, scenario_hint);
+        Outcome::Failed { failure, hint }
+    }
+}
+
 #[derive(Debug)]
 pub struct ScenarioResult {
     pub name: &'static str,
@@ -317,15 +325,11 @@ fn check_server(
                         stderr_tail: err.stderr_tail,
                         missing_newline: false,
                     });
-                    let hint = hints::hint_for(&failure, Some(hints::DID_NOT_LISTEN));
-                    Outcome::Failed { failure, hint }
+                    Outcome::failed(failure, Some(hints::DID_NOT_LISTEN))
                 }
                 Ok(mut server) => match run_scenario(&mut server, scenario, &run_options) {
                     Ok(_) => Outcome::Passed,
-                    Err(failure) => {
-                        let hint = hints::hint_for(&failure, scenario.hint);
-                        Outcome::Failed { failure, hint }
-                    }
+                    Err(failure) => Outcome::failed(failure, scenario.hint),
                 },
             }
         };
@@ -375,10 +379,7 @@ fn check_client(
                         command[0], failure.detail
                     )));
                 }
-                Err(failure) => {
-                    let hint = hints::hint_for(&failure, scenario.hint);
-                    Outcome::Failed { failure, hint }
-                }
+                Err(failure) => Outcome::failed(failure, scenario.hint),
             }
         };
         results.push(ScenarioResult {

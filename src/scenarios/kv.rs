@@ -229,7 +229,7 @@ pub fn line_too_long() -> Scenario {
         "line-too-long",
         "65537 bytes without a newline get an error line and the connection is closed; the next client is served",
     )
-.hint("cap the line length: once 65536 bytes have arrived without a newline, answer an ERROR line, close that connection, and keep serving")
+.hint("cap the line length: once more than 65536 bytes have arrived without a newline, answer an ERROR line, close that connection, and keep serving")
     .connect("c1")
     .send("c1", "SET kept yes\n")
     .expect_line("c1", "OK\n")

@@ -2,12 +2,17 @@
 //! protocol): the random inputs live here because they need proptest; the model and the
 //! conversation are in `socket_workbook::scenarios::kv`.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
 use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use socket_workbook::harness::{Connection, Expect, start_lesson};
+use socket_workbook::escape::escape_abbreviated;
+use socket_workbook::harness::{Connection, Expect, ServerProcess, start_lesson};
+use socket_workbook::kv::MAX_LINE;
 use socket_workbook::scenarios::kv::{MODEL_KEYS, ModelCommand, ModelLine, check_against_model};
 
 /// Every read waits at most this long. Short, so that a failing case shrinks in reasonable time.
@@ -150,4 +155,61 @@ pub fn assert_server_survives_junk(program: &str, args: &[&str]) {
         panic!("{err}");
     }
     assert!(server.exit_status().is_none(), "the server exited");
+}
+
+/// How long the hostile-client checks below wait for one thing to happen.
+const HOSTILE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks `server` on a new connection for `key` and checks the reply.
+pub fn assert_serves(server: &ServerProcess, key: &str, want: &str) {
+    let mut conn = Connection::connect(server.addr(), HOSTILE_TIMEOUT).unwrap();
+    conn.send(format!("GET {key}\n").as_bytes()).unwrap();
+    let reply = conn.read_line(HOSTILE_TIMEOUT, 2 * MAX_LINE);
+    assert!(
+        reply.bytes == want.as_bytes(),
+        "GET {key}: expected {}, got {} ({:?})",
+        escape_abbreviated(want.as_bytes(), 60),
+        escape_abbreviated(&reply.bytes, 60),
+        reply.end
+    );
+}
+
+/// A client that sends without end and never reads: the server hangs up after a bounded drain
+/// and serves the next client.
+pub fn assert_flood_is_cut_off(program: &str) {
+    let mut server = start_lesson(program, &[]).unwrap();
+    let mut flood = TcpStream::connect(server.addr()).unwrap();
+    flood.set_write_timeout(Some(HOSTILE_TIMEOUT)).unwrap();
+    let flooder = thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        // Ends when the server resets the connection (or, if something is wrong, on the timeout).
+        for _ in 0..1024 {
+            if flood.write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    assert_serves(&server, "anything", "ERROR no such key\n");
+    assert!(flooder.join().unwrap(), "the server kept reading 64 MiB");
+    assert!(server.wait_for_output("#1 disconnected", HOSTILE_TIMEOUT));
+    assert!(server.exit_status().is_none());
+}
+
+/// A client that pipelines big replies and vanishes without reading them: the server notices
+/// (its write fails) and serves the next client.
+pub fn assert_vanishing_client_is_survived(program: &str) {
+    let mut server = start_lesson(program, &[]).unwrap();
+    let mut vanishing = TcpStream::connect(server.addr()).unwrap();
+    let value = "v".repeat(60 * 1024);
+    let mut commands = format!("SET big {value}\n");
+    commands.push_str(&"GET big\n".repeat(200));
+    vanishing.write_all(commands.as_bytes()).unwrap();
+    // Read one byte, so the server is surely writing; the unread rest makes our close a reset.
+    vanishing.set_read_timeout(Some(HOSTILE_TIMEOUT)).unwrap();
+    vanishing.read_exact(&mut [0u8; 1]).unwrap();
+    drop(vanishing);
+    assert_serves(&server, "big", &format!("{value}\n"));
+    assert!(server.wait_for_output("#1 disconnected abruptly", HOSTILE_TIMEOUT));
+    assert!(server.exit_status().is_none());
 }
