@@ -1,17 +1,19 @@
-//! # kv_bench: lesson 07's key-value server against Redis, under the same load
+//! # kv_bench: lessons 07 and 08 against Redis, under the same load
 //!
 //! ```text
 //! cargo bench --bench kv_bench                                # 50 connections, pipeline 1 and 16
 //! cargo bench --bench kv_bench -- --duration 10 --pipeline 1,4,16,64
+//! cargo bench --bench kv_bench -- --lessons 08             # only lesson 08 (and Redis)
 //! cargo bench --bench kv_bench -- --help
 //! ```
 //!
-//! The benchmark starts `07_kv_server_threads` (the release build cargo made for this bench, with
-//! `--quiet --port 0`) and, when `redis-server` is on the PATH, a Redis on a free port with
+//! The benchmark starts `07_kv_server_threads` (a thread per connection) and `08_kv_server_events`
+//! (one thread, an event loop), the release builds cargo made for this bench, with
+//! `--quiet --port 0`; and, when `redis-server` is on the PATH, a Redis on a free port with
 //! persistence off (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on
 //! macOS). It runs the same load against each, one after the other, and prints throughput, batch
-//! latency, and the ratio ours/Redis. Both servers are stopped at the end, also after an error
-//! or a panic (and on Ctrl-C).
+//! latency, and for each lesson the ratio lesson/Redis. All servers are stopped at the end, also
+//! after an error or a panic (and on Ctrl-C).
 //!
 //! # The load
 //! - `--connections` connections (default 50), opened before the clock starts.
@@ -49,10 +51,15 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use socket_workbook::harness::{self, Readiness, ServerProcess};
 
-/// Our server, as cargo built it for this benchmark (release profile under `cargo bench`).
-const OUR_SERVER: &str = env!("CARGO_BIN_EXE_07_kv_server_threads");
+/// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
+/// the lesson number, the program's name, and its path.
+const LESSONS: [(&str, &str, &str); 2] = [
+    ("07", "07_kv_server_threads", env!("CARGO_BIN_EXE_07_kv_server_threads")),
+    ("08", "08_kv_server_events", env!("CARGO_BIN_EXE_08_kv_server_events")),
+];
 
-/// Throughput and latency of lesson 07's KV server, compared with Redis under the same load.
+/// Throughput and latency of the KV servers of lessons 07 and 08, compared with Redis under the
+/// same load.
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Args {
@@ -77,7 +84,10 @@ struct Args {
     /// Threads in the load generator; the connections are divided among them.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Only run against our server, even if redis-server is installed.
+    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (event loop).
+    #[arg(long, value_delimiter = ',', default_value = "07,08")]
+    lessons: Vec<String>,
+    /// Only run against our servers, even if redis-server is installed.
     #[arg(long)]
     no_redis: bool,
     /// Only run against Redis (to try load generator settings).
@@ -124,6 +134,9 @@ fn validate(args: &Args) -> Result<(), String> {
     if args.get_percent > 100 {
         return Err("--get-percent must be between 0 and 100".into());
     }
+    if let Some(unknown) = args.lessons.iter().find(|l| !LESSONS.iter().any(|(n, _, _)| n == l)) {
+        return Err(format!("--lessons: there is no lesson {unknown} to run; choose from 07, 08"));
+    }
     if args.value_size == 0 || args.value_size > 1024 {
         return Err("--value-size must be between 1 and 1024".into());
     }
@@ -136,13 +149,18 @@ fn run(args: &Args) -> Result<(), String> {
     let workload = Arc::new(Workload::new(args));
     let mut targets: Vec<Target> = Vec::new();
     if !args.redis_only {
-        let server = harness::start_lesson(OUR_SERVER, &["--quiet"])
-            .map_err(|err| format!("could not start {OUR_SERVER}: {err}"))?;
-        targets.push(Target {
-            name: "07_kv_server_threads".to_string(),
-            protocol: Protocol::Lines,
-            server,
-        });
+        for (number, name, program) in LESSONS {
+            if !args.lessons.iter().any(|wanted| wanted == number) {
+                continue;
+            }
+            let server = harness::start_lesson(program, &["--quiet"])
+                .map_err(|err| format!("could not start {program}: {err}"))?;
+            targets.push(Target {
+                name: name.to_string(),
+                protocol: Protocol::Lines,
+                server,
+            });
+        }
     }
     if !args.no_redis {
         match start_redis(&args.redis_server)? {
@@ -193,13 +211,17 @@ fn run(args: &Args) -> Result<(), String> {
             );
             results.push(result);
         }
-        if let [ours, redis] = &results[..] {
-            println!(
-                "{:>8}  {:<22} {:>12.2}",
-                depth,
-                "ratio ours/Redis",
-                ours.ops_per_second() / redis.ops_per_second()
-            );
+        // Redis, when it ran, is the last target: one ratio line per lesson.
+        if let Some(redis) = results.last().filter(|_| targets.last().is_some_and(Target::is_redis)) {
+            for (target, result) in targets.iter().zip(&results).filter(|(t, _)| !t.is_redis()) {
+                let lesson = target.name.get(..2).unwrap_or("?");
+                println!(
+                    "{:>8}  {:<22} {:>12.2}",
+                    depth,
+                    format!("ratio {lesson}/Redis"),
+                    result.ops_per_second() / redis.ops_per_second()
+                );
+            }
         }
     }
     println!();
@@ -219,6 +241,12 @@ struct Target {
     name: String,
     protocol: Protocol,
     server: ServerProcess,
+}
+
+impl Target {
+    fn is_redis(&self) -> bool {
+        matches!(self.protocol, Protocol::Redis)
+    }
 }
 
 /// Starts Redis on a free port, without persistence, and waits until it listens. `None` when

@@ -38,7 +38,7 @@ use std::time::Duration;
 use clap::Parser;
 use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
-use socket_workbook::lesson::{self, ListenArgs};
+use socket_workbook::lesson::{self, ConnectionLog, ListenArgs};
 
 /// Lesson 05: a key-value store for one client at a time, forever.
 #[derive(Parser)]
@@ -197,27 +197,3 @@ fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
     Ok(())
 }
 // ANCHOR_END: refuse_long_line
-
-/// Log lines for one connection, numbered so that they can be told apart: `#3 disconnected`.
-struct ConnectionLog {
-    number: u64,
-    per_command: bool,
-}
-
-impl ConnectionLog {
-    fn line(&self, text: &str) {
-        println!("#{} {text}", self.number);
-    }
-
-    /// `#1 "SET a 1" -> "OK"`: the line as received (a `\r` shows), and the reply, both without
-    /// their `\n`.
-    fn command(&self, line: &[u8], reply: &Reply) {
-        if self.per_command {
-            self.line(&format!(
-                "{} -> {}",
-                escape_abbreviated(line, 80),
-                escape_abbreviated(reply.to_string().as_bytes(), 80)
-            ));
-        }
-    }
-}

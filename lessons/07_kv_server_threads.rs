@@ -40,7 +40,7 @@ use std::time::Duration;
 use clap::Parser;
 use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
-use socket_workbook::lesson::{self, ListenArgs};
+use socket_workbook::lesson::{self, ConnectionLog, ListenArgs};
 use socket_workbook::line_buffer::LineBuffer;
 
 /// Lesson 07: a key-value store for many clients at once, one thread per connection.
@@ -77,7 +77,7 @@ fn main() -> io::Result<()> {
     let args = Args::parse();
     let listener = TcpListener::bind((args.listen.host.as_str(), args.listen.port))
         .unwrap_or_else(|err| lesson::exit_bind_failed(&args.listen.address(), &err));
-    if let Err(err) = set_backlog(&listener, BACKLOG) {
+    if let Err(err) = lesson::set_listen_backlog(&listener, BACKLOG) {
         eprintln!("warning: the listen backlog stays at 128: {err}");
     }
 
@@ -173,32 +173,6 @@ fn main() -> io::Result<()> {
         }
     }
     // ANCHOR_END: accept_loop
-}
-
-// ANCHOR: backlog
-/// Sets how many connections the kernel queues for us before we `accept` them.
-///
-/// `TcpListener::bind` calls `listen` with a backlog of 128. Lesson 05 never needs more: it
-/// accepts the next client only after the last one left. This server accepts as fast as it can
-/// start threads, and a burst of clients connects faster than that. When the queue is full, the
-/// kernel drops the next connection request, and that client's kernel sends it again only after a
-/// second: a burst of 1,000 clients stalls for seconds. Calling `listen` again on a listening
-/// socket sets a new backlog (the kernel caps it at `net.core.somaxconn`, 4096 on Linux today).
-#[cfg(unix)]
-fn set_backlog(listener: &TcpListener, backlog: i32) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: listen(2) takes a descriptor we own (it lives as long as `listener`) and a number.
-    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-// ANCHOR_END: backlog
-
-#[cfg(not(unix))]
-fn set_backlog(_listener: &TcpListener, _backlog: i32) -> io::Result<()> {
-    Ok(())
 }
 
 // ANCHOR: thread_per_connection
@@ -345,28 +319,4 @@ fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Log lines for one connection, numbered so that they can be told apart: `#3 disconnected`.
-/// Threads print them; `println!` locks stdout for each line, so lines never mix.
-struct ConnectionLog {
-    number: u64,
-    per_command: bool,
-}
-
-impl ConnectionLog {
-    fn line(&self, text: &str) {
-        println!("#{} {text}", self.number);
-    }
-
-    /// `#1 "SET a 1" -> "OK"`: the line as received and the reply, both without their `\n`.
-    fn command(&self, line: &[u8], reply: &Reply) {
-        if self.per_command {
-            self.line(&format!(
-                "{} -> {}",
-                escape_abbreviated(line, 80),
-                escape_abbreviated(reply.to_string().as_bytes(), 80)
-            ));
-        }
-    }
 }

@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process;
 
 use crate::escape::escape_abbreviated;
+use crate::kv::Reply;
 
 /// `--host` and `--port` for a server lesson. `DEFAULT_PORT` is the lesson's own port, so
 /// `cargo run --bin 01_echo_server` needs no arguments; `--port 0` asks the kernel for any free port.
@@ -101,4 +102,61 @@ pub fn exit_connect_failed(address: &str, err: &io::Error, start_server: &str) -
 pub fn describe_chunk(bytes: &[u8]) -> String {
     let noun = if bytes.len() == 1 { "byte" } else { "bytes" };
     format!("{} {noun}: {}", bytes.len(), escape_abbreviated(bytes, 60))
+}
+
+/// Log lines for one connection of a key-value server (lessons 05, 07 and 08), numbered so that
+/// they can be told apart: `#3 disconnected`. `println!` locks stdout for each line, so lines
+/// printed by different threads never mix.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLog {
+    /// The connection's number: 1 for the first client since the server started.
+    pub number: u64,
+    /// Log every command and its reply (`--quiet` turns this off).
+    pub per_command: bool,
+}
+
+impl ConnectionLog {
+    /// `#3 text`.
+    pub fn line(&self, text: &str) {
+        println!("#{} {text}", self.number);
+    }
+
+    /// `#1 "SET a 1" -> "OK"`: the line as received (a `\r` shows), and the reply, both without
+    /// their `\n`. Nothing when per-command logging is off.
+    pub fn command(&self, line: &[u8], reply: &Reply) {
+        if self.per_command {
+            self.line(&format!(
+                "{} -> {}",
+                escape_abbreviated(line, 80),
+                escape_abbreviated(reply.to_string().as_bytes(), 80)
+            ));
+        }
+    }
+}
+
+// ANCHOR: backlog
+/// Sets how many connections the kernel queues for us before we `accept` them.
+///
+/// `TcpListener::bind` calls `listen` with a backlog of 128. Lesson 05 never needs more: it
+/// accepts the next client only after the last one left. Lessons 07 and 08 accept as fast as they
+/// can, and a burst of clients connects faster than that. When the queue is full, the kernel
+/// drops the next connection request, and that client's kernel sends it again only after a
+/// second: a burst of 1,000 clients stalls for seconds. Calling `listen` again on a listening
+/// socket sets a new backlog (the kernel caps it at `net.core.somaxconn`, 4096 on Linux today).
+#[cfg(unix)]
+pub fn set_listen_backlog(listener: &TcpListener, backlog: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen(2) takes a descriptor we own (it lives as long as `listener`) and a number.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+// ANCHOR_END: backlog
+
+/// Elsewhere the backlog stays what the standard library chose.
+#[cfg(not(unix))]
+pub fn set_listen_backlog(_listener: &TcpListener, _backlog: i32) -> io::Result<()> {
+    Ok(())
 }
