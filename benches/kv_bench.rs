@@ -54,8 +54,16 @@ use socket_workbook::harness::{self, Readiness, ServerProcess};
 /// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
 /// the lesson number, the program's name, and its path.
 const LESSONS: [(&str, &str, &str); 2] = [
-    ("07", "07_kv_server_threads", env!("CARGO_BIN_EXE_07_kv_server_threads")),
-    ("08", "08_kv_server_events", env!("CARGO_BIN_EXE_08_kv_server_events")),
+    (
+        "07",
+        "07_kv_server_threads",
+        env!("CARGO_BIN_EXE_07_kv_server_threads"),
+    ),
+    (
+        "08",
+        "08_kv_server_events",
+        env!("CARGO_BIN_EXE_08_kv_server_events"),
+    ),
 ];
 
 /// Throughput and latency of the KV servers of lessons 07 and 08, compared with Redis under the
@@ -134,8 +142,14 @@ fn validate(args: &Args) -> Result<(), String> {
     if args.get_percent > 100 {
         return Err("--get-percent must be between 0 and 100".into());
     }
-    if let Some(unknown) = args.lessons.iter().find(|l| !LESSONS.iter().any(|(n, _, _)| n == l)) {
-        return Err(format!("--lessons: there is no lesson {unknown} to run; choose from 07, 08"));
+    if let Some(unknown) = args
+        .lessons
+        .iter()
+        .find(|l| !LESSONS.iter().any(|(n, _, _)| n == l))
+    {
+        return Err(format!(
+            "--lessons: there is no lesson {unknown} to run; choose from 07, 08"
+        ));
     }
     if args.value_size == 0 || args.value_size > 1024 {
         return Err("--value-size must be between 1 and 1024".into());
@@ -212,7 +226,10 @@ fn run(args: &Args) -> Result<(), String> {
             results.push(result);
         }
         // Redis, when it ran, is the last target: one ratio line per lesson.
-        if let Some(redis) = results.last().filter(|_| targets.last().is_some_and(Target::is_redis)) {
+        if let Some(redis) = results
+            .last()
+            .filter(|_| targets.last().is_some_and(Target::is_redis))
+        {
             for (target, result) in targets.iter().zip(&results).filter(|(t, _)| !t.is_redis()) {
                 let lesson = target.name.get(..2).unwrap_or("?");
                 println!(

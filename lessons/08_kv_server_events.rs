@@ -484,10 +484,7 @@ fn send_replies(client: &mut Client) -> io::Result<()> {
 // ANCHOR_END: send_replies
 
 fn would_block(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
 }
 
 /// More than MAX_LINE bytes without a `\n`: as in lessons 05 and 07, say why and hang up.

@@ -20,6 +20,11 @@ struct InboxState {
     eof: bool,
     /// Reading failed (e.g. connection reset), or the server sent too much.
     error: Option<String>,
+    /// The scenario stopped reading: the reader thread waits, and what the server sends stays in
+    /// the kernel's buffers, as if the client were slow. The next read resumes it.
+    paused: bool,
+    /// The connection is being dropped: the reader thread must end.
+    closing: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +80,15 @@ impl Connection {
         let reader = thread::spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
+                {
+                    let mut state = reader_inbox.state.lock().unwrap();
+                    while state.paused && !state.closing {
+                        state = reader_inbox.arrived.wait(state).unwrap();
+                    }
+                    if state.closing {
+                        return;
+                    }
+                }
                 let result = read_half.read(&mut buf);
                 let mut state = reader_inbox.state.lock().unwrap();
                 match result {
@@ -112,6 +126,13 @@ impl Connection {
         self.stream.write_all(bytes)
     }
 
+    /// Stops taking what the server sends (after the read in progress, at most 64 KiB): from now on
+    /// it piles up in the kernel's buffers, until they are full and the server's writes can no
+    /// longer go through. The next read of any kind starts taking bytes again.
+    pub fn stop_reading(&mut self) {
+        self.inbox.state.lock().unwrap().paused = true;
+    }
+
     /// Tells the server we will send nothing more (it reads 0, "end of file"); we can still read.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
@@ -143,6 +164,10 @@ impl Connection {
     fn take_when(&mut self, timeout: Duration, ready: impl Fn(&[u8]) -> Option<usize>) -> ReadResult {
         let deadline = Instant::now() + timeout;
         let mut state = self.inbox.state.lock().unwrap();
+        if state.paused {
+            state.paused = false;
+            self.inbox.arrived.notify_all();
+        }
         loop {
             if let Some(n) = ready(&state.bytes) {
                 let bytes = state.bytes.drain(..n).collect();
@@ -174,7 +199,10 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        // Closing both directions also wakes our reader thread.
+        // Closing both directions also wakes our reader thread if it is in `read`; `closing`
+        // wakes it if it is paused.
+        self.inbox.state.lock().unwrap().closing = true;
+        self.inbox.arrived.notify_all();
         let _ = self.stream.shutdown(Shutdown::Both);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();

@@ -352,6 +352,12 @@ impl Runner<'_> {
                     )
                 })?;
             }
+            Step::StopReading(client) => {
+                self.log(format!(
+                    "{client} stops reading (what the server sends piles up in the kernel's buffers)"
+                ));
+                self.connection(client)?.stop_reading();
+            }
             Step::Close(client) => {
                 self.connections.retain(|(name, _)| name != client);
                 self.log(format!("{client} closes"));
@@ -516,10 +522,17 @@ static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?").unwrap()
 });
 
+/// A write to a client that has reset the connection fails with one of two errors, depending on
+/// whether the reset has arrived yet when the write starts.
+static CONNECTION_LOST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:Connection reset by peer|Broken pipe) \(os error \d+\)").unwrap());
+
 /// Replaces what changes from run to run with stable tokens: a client's address becomes `<c1>`,
-/// the server's port `<port>`, any other address `<addr>`, a timestamp `<time>`.
+/// the server's port `<port>`, any other address `<addr>`, a timestamp `<time>`, and the two
+/// errors a lost connection can give, `<connection reset or broken pipe>`.
 pub fn stable_tokens(line: &str, server: SocketAddr, clients: &[(Client, SocketAddr)]) -> String {
     let line = TIMESTAMP.replace_all(line, "<time>");
+    let line = CONNECTION_LOST.replace_all(&line, "<connection reset or broken pipe>");
     ADDRESS
         .replace_all(&line, |caps: &regex::Captures| {
             let port: u16 = caps[2].parse().unwrap_or(0);

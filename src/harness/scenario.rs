@@ -197,6 +197,9 @@ pub enum Step {
     ExpectSilence(Client, Duration),
     /// Shut down this client's write half: the server reads end-of-file, but can still send.
     ShutdownWrite(Client),
+    /// This client stops reading what the server sends (until its next `Receive`), like a slow
+    /// client: the bytes pile up in the kernel's buffers until the server cannot write more.
+    StopReading(Client),
     /// Close this client's connection.
     Close(Client),
     /// The server program must exit by itself, with this exit code if one is given.
@@ -218,6 +221,7 @@ impl Step {
             | Step::ExpectClosed(c)
             | Step::ExpectSilence(c, _)
             | Step::ShutdownWrite(c)
+            | Step::StopReading(c)
             | Step::Close(c) => Some(c),
             Step::ServerExits(_) | Step::ServerLogs(_) => None,
         }
@@ -316,6 +320,12 @@ impl Scenario {
 
     pub fn shutdown_write(mut self, client: Client) -> Self {
         self.steps.push(Step::ShutdownWrite(client));
+        self
+    }
+
+    /// The client stops reading (see [`Step::StopReading`]) until its next read step.
+    pub fn stop_reading(mut self, client: Client) -> Self {
+        self.steps.push(Step::StopReading(client));
         self
     }
 

@@ -124,6 +124,50 @@ pub fn connection_cap() -> Scenario {
     .server_logs("#2 disconnected")
 }
 
+/// The length of the value that [`client_not_reading_does_not_block`] asks for again and again.
+pub const UNREAD_VALUE_LEN: usize = 50_000;
+/// How many times it asks: 400 replies of 50 KB are 20 MB, far more than the kernel's buffers
+/// on both ends of a connection hold, so a server that writes them all must wait for the client.
+pub const UNREAD_REPLIES: usize = 400;
+
+/// A client that asks for a lot and reads none of it must not hold up another client. A server
+/// that writes with a blocking `write` from a single thread (an event loop done wrong) waits for
+/// c1 forever, and c2 gets no answer. A thread per connection passes: only c1's thread waits.
+///
+/// Run it with per-command logging off: how many of c1's commands the server has answered when
+/// the buffers fill up depends on timing.
+pub fn client_not_reading_does_not_block() -> Scenario {
+    let value = "x".repeat(UNREAD_VALUE_LEN);
+    Scenario::new(
+        "client-not-reading-does-not-block",
+        "c1 asks for 20 MB of replies and reads none of them; c2 is still answered at once",
+    )
+    .hint(
+        "a client that does not read its replies must not hold up the others. A blocking write \
+         waits until that client reads; in an event loop, write only what the socket takes now \
+         (a non-blocking write), keep the rest for later, and serve the other clients meanwhile",
+    )
+    .connect("c1")
+    .server_logs("#1 connected")
+    .send("c1", format!("SET big {value}\n"))
+    .expect_line("c1", "OK\n")
+    .stop_reading("c1")
+    .send("c1", "GET big\n".repeat(UNREAD_REPLIES))
+    .connect("c2")
+    .server_logs("#2 connected")
+    .send("c2", "SET a 1\n")
+    .expect_line("c2", "OK\n")
+    .send("c2", "GET a\n")
+    .expect_line("c2", "1\n")
+    .close("c2")
+    .server_logs("#2 disconnected")
+    // c1 reads again: its first reply is there, complete.
+    .expect_line("c1", format!("{value}\n"))
+    // Closing with replies unread makes c1's kernel reset the connection.
+    .close("c1")
+    .server_logs("#1 disconnected")
+}
+
 /// The scenarios every concurrent KV server passes (with any connection cap above 2).
 pub fn all() -> Vec<Scenario> {
     vec![two_clients_interleaved(), idle_client_does_not_block()]
@@ -131,7 +175,7 @@ pub fn all() -> Vec<Scenario> {
 
 /// What `workbook check concurrent-kv-server` runs: lesson 05's protocol scenarios, then these.
 pub fn kv_server_all() -> Vec<Scenario> {
-    [super::kv::all(), all()].concat()
+    [super::kv::all(), all(), vec![client_not_reading_does_not_block()]].concat()
 }
 
 #[cfg(test)]
