@@ -1,6 +1,7 @@
 //! Helpers shared by the lesson tests.
 #![allow(dead_code)]
 
+pub mod concurrent;
 pub mod kv;
 
 use std::net::TcpListener;

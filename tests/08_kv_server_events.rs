@@ -1,0 +1,156 @@
+//! Lesson 08 over real loopback sockets: everything lesson 07 is tested for (lesson 05's
+//! scenarios and model, the concurrency scenarios, a hundred clients, the cap, Ctrl-C, hostile
+//! clients, a thousand connections again and again), plus what only an event loop can get wrong:
+//! one thread serves everyone, and a client that reads nothing costs bounded memory.
+
+mod common;
+
+use std::time::Duration;
+
+use socket_workbook::harness::{Connection, run_lesson, start_lesson};
+use socket_workbook::scenarios::{concurrency, kv};
+
+use common::concurrent::{self, PerConnection, run_then_interrupt};
+
+const LESSON: &str = env!("CARGO_BIN_EXE_08_kv_server_events");
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[test]
+fn concurrency_scenarios_match_their_snapshots() {
+    for scenario in concurrency::all() {
+        insta::assert_snapshot!(scenario.name, run_then_interrupt(LESSON, &[], &scenario));
+    }
+}
+
+/// Per-command logging is off: how many of the unread client's commands were answered when the
+/// buffers filled up depends on timing.
+#[test]
+fn a_client_that_reads_nothing_does_not_hold_up_the_loop() {
+    let scenario = concurrency::client_not_reading_does_not_block();
+    insta::assert_snapshot!(scenario.name, run_then_interrupt(LESSON, &["--quiet"], &scenario));
+}
+
+#[test]
+fn the_client_over_the_cap_is_refused_and_the_others_are_served() {
+    let scenario = concurrency::connection_cap();
+    insta::assert_snapshot!(
+        scenario.name,
+        run_then_interrupt(LESSON, &["--max-connections", "2"], &scenario)
+    );
+}
+
+/// Everything lesson 05 must do, lesson 08 does too (the transcripts are lesson 05's, so they
+/// are not recorded again).
+#[test]
+fn every_kv_scenario_of_lesson_05_passes() {
+    for scenario in kv::all() {
+        run_lesson(LESSON, &[], &scenario);
+    }
+}
+
+#[test]
+fn replies_match_a_hashmap_model() {
+    common::kv::assert_server_matches_model(LESSON, &["--quiet"]);
+}
+
+#[test]
+fn random_bytes_never_break_the_server() {
+    common::kv::assert_server_survives_junk(LESSON, &["--quiet"]);
+}
+
+#[test]
+fn a_hundred_clients_at_once_each_get_their_own_replies() {
+    concurrent::assert_hundred_clients_get_their_own_replies(LESSON);
+}
+
+#[test]
+fn ctrl_c_with_clients_connected_exits_0_and_closes_their_connections() {
+    concurrent::assert_ctrl_c_closes_connected_clients(LESSON);
+}
+
+#[test]
+fn a_line_of_exactly_65536_bytes_is_accepted() {
+    concurrent::assert_line_of_exactly_the_cap_is_accepted(LESSON);
+}
+
+/// The outbox holds at most about 64 KiB, so big replies leave over many turns of the loop.
+#[test]
+fn big_pipelined_replies_come_back_complete_and_in_order() {
+    concurrent::assert_big_pipelined_replies_arrive_in_order(LESSON);
+}
+
+/// After `ERROR line too long` the server drains the flooding client for a bounded time (a
+/// deadline the loop wakes up for), then closes; meanwhile another client is served.
+#[test]
+fn a_flood_without_newline_does_not_hold_anyone_else() {
+    common::kv::assert_flood_is_cut_off(LESSON);
+}
+
+#[test]
+fn a_client_that_vanishes_does_not_stop_the_server() {
+    common::kv::assert_vanishing_client_is_survived(LESSON);
+}
+
+/// One thread, however many clients: the thread count never moves, and each connection holds
+/// exactly one file descriptor while it is open and none after.
+#[test]
+fn a_thousand_connections_opened_and_closed_repeatedly_leave_nothing_behind() {
+    concurrent::assert_thousand_connections_leave_nothing_behind(
+        LESSON,
+        &[
+            PerConnection {
+                what: "threads",
+                measure: concurrent::thread_count,
+                per_connection: 0,
+            },
+            PerConnection {
+                what: "open file descriptors",
+                measure: concurrent::open_descriptors,
+                per_connection: 1,
+            },
+        ],
+    );
+}
+
+/// Back-pressure: a client pipelines 1,000 commands whose replies total 60 MB, and reads none
+/// of them. The server stops answering it once about 64 KiB of replies wait, so its memory grows
+/// by a few MiB at most (the kernel's socket buffers are not counted), not by 60 MB. Meanwhile
+/// another client is served. When the client finally reads, every reply arrives, in order.
+#[test]
+fn a_client_that_reads_nothing_costs_bounded_memory() {
+    const REPLIES: usize = 1000;
+    let server = start_lesson(LESSON, &["--quiet"]).unwrap();
+    let pid = server.pid();
+    let value = "v".repeat(60_000);
+    let mut slow = Connection::connect(server.addr(), TIMEOUT).unwrap();
+    slow.send(format!("SET big {value}\n").as_bytes()).unwrap();
+    assert_eq!(slow.read_line(TIMEOUT, 1024).bytes, b"OK\n");
+    let before = concurrent::resident_kib(pid);
+
+    slow.stop_reading();
+    slow.send("GET big\n".repeat(REPLIES).as_bytes()).unwrap();
+    // Served while the slow client's replies wait: the loop is not stuck on it. By now the
+    // kernel's buffers towards the slow client are full (this connection was accepted after
+    // those commands were sent, and the loop answers in order of readiness).
+    common::kv::assert_serves(&server, "big", &format!("{value}\n"));
+    let during = concurrent::resident_kib(pid);
+    assert!(
+        during < before + 8 * 1024,
+        "resident memory grew from {before} KiB to {during} KiB while a client read nothing"
+    );
+
+    for i in 0..REPLIES {
+        let reply = slow.read_line(TIMEOUT, 2 * 65_536);
+        assert!(
+            reply.bytes.len() == value.len() + 1 && reply.bytes.starts_with(value.as_bytes()),
+            "reply {i}: {} bytes, {:?}",
+            reply.bytes.len(),
+            reply.end
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_is_reported_clearly() {
+    common::assert_port_in_use_is_reported("08_kv_server_events");
+}
