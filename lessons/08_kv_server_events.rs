@@ -271,12 +271,19 @@ impl Server {
                 // The backlog is empty: back to the loop.
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    // Most often "too many open files". The connection stays in the backlog and
-                    // the listener stays ready: without a pause, the loop would spin on this.
+                Err(err) if out_of_resources(&err) => {
+                    // "Too many open files", most often. The connection stays in the backlog
+                    // and the listener stays ready: without a pause, the loop would spin on
+                    // this error, and the clients that are connected would wait behind it.
                     eprintln!("accept failed: {err}; not accepting for {ACCEPT_PAUSE:?}");
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     return;
+                }
+                Err(err) => {
+                    // The client gave up before we got to it (ECONNABORTED), or another error
+                    // about this one connection: the next one may be fine.
+                    eprintln!("accept failed: {err}");
+                    continue;
                 }
             };
             self.connections += 1;
@@ -313,6 +320,15 @@ impl Server {
         // the end of the stream. Replies still in an outbox are lost; the store lives in memory
         // only, so there is nothing to save.
     }
+}
+
+/// Errors of `accept` that say the process or the system is short of something (descriptors,
+/// memory), not that one connection went wrong: retrying at once fails the same way.
+fn out_of_resources(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 fn watch(fd: RawFd, events: libc::c_short) -> libc::pollfd {

@@ -154,3 +154,47 @@ fn a_client_that_reads_nothing_costs_bounded_memory() {
 fn a_port_in_use_is_reported_clearly() {
     common::assert_port_in_use_is_reported("08_kv_server_events");
 }
+
+/// With too few file descriptors, `accept` fails and the listener stays ready. The loop must
+/// neither spin on that error nor stop serving: connected clients are answered, and a client
+/// waiting in the backlog is served as soon as another one leaves.
+#[test]
+fn running_out_of_descriptors_pauses_accepting_without_spinning() {
+    use std::process::Command;
+
+    use socket_workbook::harness::{Readiness, ServerProcess};
+
+    // 24 descriptors: stdin/out/err, the listener, the wake-up pair, and what the runtime and
+    // the `ctrlc` crate open leave room for a dozen or so connections.
+    let mut command = Command::new("sh");
+    command.args(["-c", &format!("ulimit -n 24 && exec {LESSON} --quiet --port 0")]);
+    let server = ServerProcess::start(command, Readiness::ListeningLine, TIMEOUT).unwrap();
+
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        // The kernel completes every connection (the backlog is long); the server accepts
+        // only as many as it has descriptors for.
+        clients.push(Connection::connect(server.addr(), TIMEOUT).unwrap());
+    }
+    assert!(
+        server.wait_for_output("accept failed", TIMEOUT),
+        "no accept error logged"
+    );
+    // The first client was accepted before descriptors ran out: it is served.
+    clients[0].send(b"SET a 1\n").unwrap();
+    assert_eq!(clients[0].read_line(TIMEOUT, 1024).bytes, b"OK\n");
+    // The last one waits in the backlog: its command is answered only after others leave.
+    let mut last = clients.pop().unwrap();
+    last.send(b"GET a\n").unwrap();
+    clients.truncate(1);
+    assert_eq!(last.read_line(TIMEOUT, 1024).bytes, b"1\n");
+
+    // While descriptors were short, the loop paused accepting for 100 ms at a time: a few
+    // dozen errors at most. A loop that retried at once would have logged thousands.
+    let output = server.finish();
+    let errors = output
+        .iter()
+        .filter(|line| line.text.contains("accept failed"))
+        .count();
+    assert!(errors < 50, "{errors} accept errors logged: the loop spun");
+}
