@@ -7,13 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use socket_workbook::harness::{Connection, run_lesson, start_lesson};
-use socket_workbook::scenarios::{concurrency, kv};
+use socket_workbook::harness::{Connection, start_lesson};
+use socket_workbook::scenarios::concurrency;
 
 use common::concurrent::{self, PerConnection, run_then_interrupt};
 
 const LESSON: &str = env!("CARGO_BIN_EXE_08_kv_server_events");
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+// Lesson 05's scenarios, model and junk tests, a hundred clients, Ctrl-C, the line cap, big
+// pipelined replies, and hostile clients: what every concurrent server passes.
+crate::concurrent_kv_server_tests!(LESSON);
 
 #[test]
 fn concurrency_scenarios_match_their_snapshots() {
@@ -37,58 +41,6 @@ fn the_client_over_the_cap_is_refused_and_the_others_are_served() {
         scenario.name,
         run_then_interrupt(LESSON, &["--max-connections", "2"], &scenario)
     );
-}
-
-/// Everything lesson 05 must do, lesson 08 does too (the transcripts are lesson 05's, so they
-/// are not recorded again).
-#[test]
-fn every_kv_scenario_of_lesson_05_passes() {
-    for scenario in kv::all() {
-        run_lesson(LESSON, &[], &scenario);
-    }
-}
-
-#[test]
-fn replies_match_a_hashmap_model() {
-    common::kv::assert_server_matches_model(LESSON, &["--quiet"]);
-}
-
-#[test]
-fn random_bytes_never_break_the_server() {
-    common::kv::assert_server_survives_junk(LESSON, &["--quiet"]);
-}
-
-#[test]
-fn a_hundred_clients_at_once_each_get_their_own_replies() {
-    concurrent::assert_hundred_clients_get_their_own_replies(LESSON);
-}
-
-#[test]
-fn ctrl_c_with_clients_connected_exits_0_and_closes_their_connections() {
-    concurrent::assert_ctrl_c_closes_connected_clients(LESSON);
-}
-
-#[test]
-fn a_line_of_exactly_65536_bytes_is_accepted() {
-    concurrent::assert_line_of_exactly_the_cap_is_accepted(LESSON);
-}
-
-/// The outbox holds at most about 64 KiB, so big replies leave over many turns of the loop.
-#[test]
-fn big_pipelined_replies_come_back_complete_and_in_order() {
-    concurrent::assert_big_pipelined_replies_arrive_in_order(LESSON);
-}
-
-/// After `ERROR line too long` the server drains the flooding client for a bounded time (a
-/// deadline the loop wakes up for), then closes; meanwhile another client is served.
-#[test]
-fn a_flood_without_newline_does_not_hold_anyone_else() {
-    common::kv::assert_flood_is_cut_off(LESSON);
-}
-
-#[test]
-fn a_client_that_vanishes_does_not_stop_the_server() {
-    common::kv::assert_vanishing_client_is_survived(LESSON);
 }
 
 /// One thread, however many clients: the thread count never moves, and each connection holds

@@ -17,6 +17,68 @@ use socket_workbook::kv::MAX_LINE;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Defines the tests every concurrent KV server lesson passes, for the program `$lesson`, in the
+/// test file that invokes it. (Snapshot tests stay in each file, so that their snapshots are
+/// named after the lesson.)
+#[macro_export]
+macro_rules! concurrent_kv_server_tests {
+    ($lesson:expr) => {
+        /// Everything lesson 05 must do, this server does too (the transcripts are lesson 05's,
+        /// so they are not recorded again).
+        #[test]
+        fn every_kv_scenario_of_lesson_05_passes() {
+            for scenario in socket_workbook::scenarios::kv::all() {
+                socket_workbook::harness::run_lesson($lesson, &[], &scenario);
+            }
+        }
+
+        #[test]
+        fn replies_match_a_hashmap_model() {
+            common::kv::assert_server_matches_model($lesson, &["--quiet"]);
+        }
+
+        #[test]
+        fn random_bytes_never_break_the_server() {
+            common::kv::assert_server_survives_junk($lesson, &["--quiet"]);
+        }
+
+        #[test]
+        fn a_hundred_clients_at_once_each_get_their_own_replies() {
+            common::concurrent::assert_hundred_clients_get_their_own_replies($lesson);
+        }
+
+        #[test]
+        fn ctrl_c_with_clients_connected_exits_0_and_closes_their_connections() {
+            common::concurrent::assert_ctrl_c_closes_connected_clients($lesson);
+        }
+
+        #[test]
+        fn a_line_of_exactly_65536_bytes_is_accepted() {
+            common::concurrent::assert_line_of_exactly_the_cap_is_accepted($lesson);
+        }
+
+        /// The outbox is bounded (64 KiB), so big replies leave in many writes.
+        #[test]
+        fn big_pipelined_replies_come_back_complete_and_in_order() {
+            common::concurrent::assert_big_pipelined_replies_arrive_in_order($lesson);
+        }
+
+        /// A client flooding bytes without a newline is cut off at the cap after a bounded
+        /// drain, and while that happens, another client is served.
+        #[test]
+        fn a_flood_without_newline_does_not_hold_anyone_else() {
+            common::kv::assert_flood_is_cut_off($lesson);
+        }
+
+        /// A client that pipelines big replies and vanishes without reading them: the server
+        /// notices (a write fails) and serves the next client.
+        #[test]
+        fn a_client_that_vanishes_does_not_stop_the_server() {
+            common::kv::assert_vanishing_client_is_survived($lesson);
+        }
+    };
+}
+
 /// Sends SIGINT, as Ctrl-C in the server's terminal does.
 pub fn interrupt(server: &ServerProcess) {
     // SAFETY: kill(2) takes no pointers; the pid is our own child's.
