@@ -8,38 +8,15 @@ mod common;
 use socket_workbook::harness::run_lesson;
 use socket_workbook::scenarios::concurrency;
 
-use common::concurrent::{self, PerConnection, run_then_interrupt};
+use common::concurrent::{self, PerConnection};
 
 const LESSON: &str = env!("CARGO_BIN_EXE_07_kv_server_threads");
 const LESSON_05: &str = env!("CARGO_BIN_EXE_05_kv_server");
 
-// Lesson 05's scenarios, model and junk tests, a hundred clients, Ctrl-C, the line cap, big
-// pipelined replies, and hostile clients: what every concurrent server passes.
+// The concurrency snapshots, lesson 05's scenarios, model and junk tests, a hundred clients,
+// Ctrl-C, the line cap, big pipelined replies, and hostile clients: what every concurrent
+// server passes.
 crate::concurrent_kv_server_tests!(LESSON);
-
-#[test]
-fn concurrency_scenarios_match_their_snapshots() {
-    for scenario in concurrency::all() {
-        insta::assert_snapshot!(scenario.name, run_then_interrupt(LESSON, &[], &scenario));
-    }
-}
-
-/// Per-command logging is off: how many of the unread client's commands were answered when the
-/// buffers filled up depends on timing.
-#[test]
-fn a_client_that_reads_nothing_holds_up_only_its_own_thread() {
-    let scenario = concurrency::client_not_reading_does_not_block();
-    insta::assert_snapshot!(scenario.name, run_then_interrupt(LESSON, &["--quiet"], &scenario));
-}
-
-#[test]
-fn the_client_over_the_cap_is_refused_and_the_others_are_served() {
-    let scenario = concurrency::connection_cap();
-    insta::assert_snapshot!(
-        scenario.name,
-        run_then_interrupt(LESSON, &["--max-connections", "2"], &scenario)
-    );
-}
 
 /// The same idle client against lesson 05, which serves one client at a time: the second client
 /// waits until the first leaves. The book shows this transcript next to lesson 07's.

@@ -8,40 +8,16 @@ mod common;
 use std::time::Duration;
 
 use socket_workbook::harness::{Connection, start_lesson};
-use socket_workbook::scenarios::concurrency;
 
-use common::concurrent::{self, PerConnection, run_then_interrupt};
+use common::concurrent::{self, PerConnection};
 
 const LESSON: &str = env!("CARGO_BIN_EXE_08_kv_server_events");
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-// Lesson 05's scenarios, model and junk tests, a hundred clients, Ctrl-C, the line cap, big
-// pipelined replies, and hostile clients: what every concurrent server passes.
+// The concurrency snapshots, lesson 05's scenarios, model and junk tests, a hundred clients,
+// Ctrl-C, the line cap, big pipelined replies, and hostile clients: what every concurrent
+// server passes.
 crate::concurrent_kv_server_tests!(LESSON);
-
-#[test]
-fn concurrency_scenarios_match_their_snapshots() {
-    for scenario in concurrency::all() {
-        insta::assert_snapshot!(scenario.name, run_then_interrupt(LESSON, &[], &scenario));
-    }
-}
-
-/// Per-command logging is off: how many of the unread client's commands were answered when the
-/// buffers filled up depends on timing.
-#[test]
-fn a_client_that_reads_nothing_does_not_hold_up_the_loop() {
-    let scenario = concurrency::client_not_reading_does_not_block();
-    insta::assert_snapshot!(scenario.name, run_then_interrupt(LESSON, &["--quiet"], &scenario));
-}
-
-#[test]
-fn the_client_over_the_cap_is_refused_and_the_others_are_served() {
-    let scenario = concurrency::connection_cap();
-    insta::assert_snapshot!(
-        scenario.name,
-        run_then_interrupt(LESSON, &["--max-connections", "2"], &scenario)
-    );
-}
 
 /// One thread, however many clients: the thread count never moves, and each connection holds
 /// exactly one file descriptor while it is open and none after.

@@ -18,11 +18,40 @@ use socket_workbook::kv::MAX_LINE;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Defines the tests every concurrent KV server lesson passes, for the program `$lesson`, in the
-/// test file that invokes it. (Snapshot tests stay in each file, so that their snapshots are
-/// named after the lesson.)
+/// test file that invokes it (so snapshots are named after that file: `08_kv_server_events__...`).
 #[macro_export]
 macro_rules! concurrent_kv_server_tests {
     ($lesson:expr) => {
+        #[test]
+        fn concurrency_scenarios_match_their_snapshots() {
+            for scenario in socket_workbook::scenarios::concurrency::all() {
+                insta::assert_snapshot!(
+                    scenario.name,
+                    common::concurrent::run_then_interrupt($lesson, &[], &scenario)
+                );
+            }
+        }
+
+        /// Per-command logging is off: how many of the unread client's commands were answered
+        /// when the buffers filled up depends on timing.
+        #[test]
+        fn a_client_that_reads_nothing_does_not_hold_up_the_others() {
+            let scenario = socket_workbook::scenarios::concurrency::client_not_reading_does_not_block();
+            insta::assert_snapshot!(
+                scenario.name,
+                common::concurrent::run_then_interrupt($lesson, &["--quiet"], &scenario)
+            );
+        }
+
+        #[test]
+        fn the_client_over_the_cap_is_refused_and_the_others_are_served() {
+            let scenario = socket_workbook::scenarios::concurrency::connection_cap();
+            insta::assert_snapshot!(
+                scenario.name,
+                common::concurrent::run_then_interrupt($lesson, &["--max-connections", "2"], &scenario)
+            );
+        }
+
         /// Everything lesson 05 must do, this server does too (the transcripts are lesson 05's,
         /// so they are not recorded again).
         #[test]
