@@ -89,6 +89,14 @@ fn our_own_lessons_pass_every_step() {
         assert_eq!(code, 0, "{} against {}: {report:#}", step.name, step.lesson);
         assert_eq!(report["passed"], report["total"]);
     }
+    // Lesson 08 does lesson 07's step again, with an event loop instead of threads.
+    let events = env!("CARGO_BIN_EXE_08_kv_server_events");
+    let (code, report) = check_json("concurrent-kv-server", &[events, "--port", "{port}"]);
+    assert_eq!(
+        code, 0,
+        "concurrent-kv-server against 08_kv_server_events: {report:#}"
+    );
+    assert_eq!(report["passed"], report["total"]);
 }
 
 #[test]
@@ -114,6 +122,7 @@ fn correct_python_solutions_pass() {
     let time = fixture("time_server.py");
     let kv_server = fixture("kv_server.py");
     let kv_client = fixture("kv_client.py");
+    let kv_events = fixture("kv_events_server.py");
     let frame = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop/frame_echo_server.py")
         .display()
@@ -122,6 +131,10 @@ fn correct_python_solutions_pass() {
         ("echo-server", vec!["python3", &echo, "{port}"]),
         ("kv-server", vec!["python3", &kv_server, "--port", "{port}"]),
         ("kv-client", vec!["python3", &kv_client, "--port", "{port}"]),
+        (
+            "concurrent-kv-server",
+            vec!["python3", &kv_events, "--port", "{port}"],
+        ),
         ("length-prefix-server", vec!["python3", &frame, "{port}"]),
         ("echo-client", vec!["python3", &client, "--port", "{port}"]),
         ("time-server", vec!["python3", &time, "--port", "{port}"]),
@@ -160,6 +173,30 @@ fn a_one_client_at_a_time_kv_server_is_caught_by_the_concurrent_step() {
         &[env!("CARGO_BIN_EXE_05_kv_server"), "--port", "{port}"],
         "idle-client-does-not-block",
         "its own thread",
+    );
+}
+
+/// An event loop that writes its replies with a blocking write is correct until a client stops
+/// reading: then it waits for that client and serves nobody else. Only the scenario made for
+/// that mistake fails, and its hint names the cure.
+#[test]
+fn an_event_loop_with_a_blocking_write_is_caught_by_the_concurrent_step() {
+    let server = fixture("kv_events_server.py");
+    let command = [
+        "python3",
+        server.as_str(),
+        "--port",
+        "{port}",
+        "--bug",
+        "blocking-write",
+    ];
+    let (code, report) = check_json("concurrent-kv-server", &command);
+    assert_eq!(code, 1, "a broken program must fail: {report:#}");
+    let failed = failures(&report);
+    assert!(
+        matches!(&failed[..], [(name, hint)]
+            if name == "client-not-reading-does-not-block" && hint.contains("non-blocking write")),
+        "only client-not-reading-does-not-block should fail, with its own hint; failures: {failed:?}"
     );
 }
 
