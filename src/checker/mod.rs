@@ -34,8 +34,8 @@ pub enum StepKind {
 pub struct CheckStep {
     /// What the learner types: `kv-server`.
     pub name: &'static str,
-    /// The reference lesson: `05_kv_server`.
-    pub lesson: &'static str,
+    /// The reference lessons, which pass every scenario: `["05_kv_server"]`.
+    pub lessons: &'static [&'static str],
     /// One line: what a program must do to pass.
     pub expects: &'static str,
     /// An example command line.
@@ -58,50 +58,50 @@ pub fn steps() -> Vec<CheckStep> {
     vec![
         CheckStep {
             name: "echo-server",
-            lesson: "01_echo_server",
+            lessons: &["01_echo_server"],
             expects: "accepts one client, answers every read with \"Echo: \" and the bytes read, exits when the client closes",
             example: "python3 echo_server.py {port}",
             kind: StepKind::Server(scenarios::echo::all),
         },
         CheckStep {
             name: "echo-client",
-            lesson: "02_echo_client",
+            lessons: &["02_echo_client"],
             expects: "sends its command-line argument, prints the reply; a refused connection is one clear error line",
             example: "python3 echo_client.py --port {port}",
             kind: StepKind::Client(scenarios::echo::client_all),
         },
         CheckStep {
             name: "time-server",
-            lesson: "03_time_server",
+            lessons: &["03_time_server"],
             expects: "sends every client the local time (RFC 3339 with offset) and a newline, closes, serves the next",
             example: "python3 time_server.py --port {port}",
             kind: StepKind::Server(scenarios::time::all),
         },
         CheckStep {
             name: "length-prefix-server",
-            lesson: "04_length_prefix",
+            lessons: &["04_length_prefix"],
             expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; rejects larger headers",
             example: "python3 frame_server.py --port {port}",
             kind: StepKind::Server(scenarios::frame::all),
         },
         CheckStep {
             name: "kv-server",
-            lesson: "05_kv_server",
+            lessons: &["05_kv_server"],
             expects: "the key-value protocol: SET/GET/DELETE lines, one reply line each, ERROR for anything wrong, one store for all clients",
             example: "python3 kv_server.py --port {port}",
             kind: StepKind::Server(scenarios::kv::all),
         },
         CheckStep {
             name: "kv-client",
-            lesson: "06_kv_client",
+            lessons: &["06_kv_client"],
             expects: "sends its arguments as one command line, prints the reply line, exits 0 (OK or a value) or 1 (ERROR)",
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),
         },
         CheckStep {
             name: "concurrent-kv-server",
-            lesson: "07_kv_server_threads",
-            expects: "the kv-server protocol for many clients at once: an idle client holds up nobody",
+            lessons: &["07_kv_server_threads", "08_kv_server_events"],
+            expects: "the kv-server protocol for many clients at once: neither an idle client nor one that reads none of its replies holds up anybody",
             example: "python3 kv_server_threads.py --port {port}",
             kind: StepKind::Server(scenarios::concurrency::kv_server_all),
         },

@@ -95,7 +95,7 @@ pub fn list(steps: &[CheckStep]) -> String {
             "  {:width$}  {} ({kind}, like lesson {}; {} scenarios)\n  {:width$}  e.g. workbook check {} -- {}\n",
             step.name,
             step.expects,
-            step.lesson,
+            step.lessons.join(" or "),
             step.scenario_count(),
             "",
             step.name,

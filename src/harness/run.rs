@@ -130,7 +130,11 @@ impl Failure {
             lines.push(format!("     got: {}", self.detail.trim_start_matches(", ")));
         }
         if let Some(m) = &self.mismatch {
-            if let (Some(i), Some(got)) = (m.first_difference, &self.got) {
+            // When nothing arrived at all, the `got` line says so; a marker at byte 0 would
+            // only repeat it.
+            if let (Some(i), Some(got)) = (m.first_difference, &self.got)
+                && !got.is_empty()
+            {
                 lines.push(format!(
                     "          {}",
                     difference_marker(got, i, m.expected_byte)
