@@ -252,6 +252,7 @@ impl Server {
         }
     }
 
+    // ANCHOR: next_deadline
     /// The nearest moment the loop must wake up even if no socket is ready: a draining client's
     /// time is up, or accepting may start again.
     fn next_deadline(&self) -> Option<Instant> {
@@ -261,6 +262,7 @@ impl Server {
         });
         draining.chain(self.accept_paused_until).min()
     }
+    // ANCHOR_END: next_deadline
 
     // ANCHOR: accept
     /// Accepts every connection waiting in the backlog (`poll` said there is at least one).
