@@ -72,7 +72,8 @@ const OUTBOX_LIMIT: usize = 64 * 1024;
 /// How many connections the kernel may hold for us, complete but not yet accepted.
 const BACKLOG: i32 = 1024;
 
-/// How long, and how much, we listen to a client we are hanging up on (as in lessons 05 and 07).
+/// How long, and how much, we listen to a client we are hanging up on: lessons 05 and 07 use the
+/// same numbers, as a read timeout that starts again after each read; here, one deadline.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
