@@ -208,7 +208,9 @@ impl Server {
                 return Ok(());
             }
             // Serve every client whose socket is ready, each for one turn. `watched[2 + i]`
-            // belongs to `self.clients[i]`: no client is added or removed before this is done.
+            // belongs to `self.clients[i]`: no client is added until this is done, and
+            // `retain_mut` visits every client once, in order, so `index` stays in step even
+            // while finished clients are removed.
             let now = Instant::now();
             let mut index = 0;
             self.clients.retain_mut(|client| {
