@@ -277,7 +277,8 @@ pub fn assert_big_pipelined_replies_arrive_in_order(program: &str) {
 
 /// One line of `/proc/<pid>/status` (Linux), as a number: `Threads:`, or `VmRSS:` in KiB.
 pub fn proc_status(pid: i32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("cannot read /proc/{pid}/status ({err}): has the server exited?"));
     status
         .lines()
         .find_map(|line| line.strip_prefix(field))
@@ -296,7 +297,9 @@ pub fn resident_kib(pid: i32) -> u64 {
 
 /// How many file descriptors the process has open (Linux): one per connection, plus a few.
 pub fn open_descriptors(pid: i32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|err| panic!("cannot list /proc/{pid}/fd ({err}): has the server exited?"))
+        .count() as u64
 }
 
 /// Waits until `measure` returns `want`. A thread ends, and a socket is closed, a moment after
