@@ -32,11 +32,9 @@
 //! `--quiet` turns off the log line per command (a benchmark sends far too many of them).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::{TcpListener, TcpStream};
 
 use clap::Parser;
-use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
 use socket_workbook::lesson::{self, ConnectionLog, ListenArgs};
 
@@ -158,42 +156,12 @@ fn answer(conn: &mut TcpStream, line: &[u8], store: &mut Store, log: &Connection
 
 // ANCHOR: refuse_long_line
 /// More than MAX_LINE bytes without a `\n`: we cannot know where the next command would start,
-/// so we say why and end the connection.
+/// so we say why and end the connection, gracefully (`close_gracefully` is in `src/lesson.rs`,
+/// because lesson 07 hangs up the same way).
 fn refuse_long_line(conn: &mut TcpStream, log: &ConnectionLog) -> io::Result<()> {
     let reply = Reply::line_too_long();
-    log.line(&format!(
-        "sent more than {MAX_LINE} bytes without a newline -> {}; closing the connection",
-        escape_abbreviated(reply.to_string().as_bytes(), 80)
-    ));
+    log.line_too_long(&reply);
     conn.write_all(&reply.to_bytes())?;
-    close_gracefully(conn)
-}
-
-/// How long, and how much, we listen to a client we are hanging up on.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
-const DRAIN_LIMIT: usize = 1024 * 1024;
-
-/// Closes so that the client reliably reads our last reply.
-///
-/// Closing a socket while the client's bytes still sit unread in our receive buffer makes the
-/// kernel send a reset (RST) instead of a normal close (FIN), and a reset may make the client's
-/// kernel throw away our reply before the client has read it. So: shut down our sending side
-/// (the client reads the reply, then end of stream), read and discard what the client still sends
-/// for a short while, and only then close.
-fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
-    conn.shutdown(Shutdown::Write)?;
-    conn.set_read_timeout(Some(DRAIN_TIMEOUT))?;
-    let mut buf = [0u8; READ_BUFFER];
-    let mut discarded = 0;
-    while discarded < DRAIN_LIMIT {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => discarded += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            // Timed out, or the client reset: either way we are done listening.
-            Err(_) => break,
-        }
-    }
-    Ok(())
+    lesson::close_gracefully(conn)
 }
 // ANCHOR_END: refuse_long_line

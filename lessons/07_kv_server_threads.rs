@@ -29,8 +29,8 @@
 //! commands a second, and printing a line costs more than carrying out a command.
 //! `cargo bench --bench kv_bench` measures this server against Redis (see the README).
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,7 +38,6 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
 use socket_workbook::lesson::{self, ConnectionLog, ListenArgs};
 use socket_workbook::line_buffer::LineBuffer;
@@ -56,9 +55,6 @@ struct Args {
     #[arg(long)]
     quiet: bool,
 }
-
-/// The reply to a client over the cap, before the server hangs up.
-const BUSY: &[u8] = b"ERROR server busy: too many connections\n";
 
 /// Replies are collected in a buffer and written when no complete command is left. A client can
 /// pipeline thousands of commands in one read, each with a reply up to 64 KiB long, so the buffer
@@ -145,7 +141,7 @@ fn main() -> io::Result<()> {
                 "refused {peer}: already serving {} clients (--max-connections)",
                 args.max_connections
             ));
-            refuse(conn);
+            lesson::refuse_over_cap(conn);
             continue;
         }
         let slot = Slot::take(&open);
@@ -201,18 +197,6 @@ impl Drop for Slot {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
-
-// ANCHOR: refuse
-/// Tells a client over the cap why it cannot be served, and hangs up. Done on the accepting
-/// thread, so it must not block: 40 bytes always fit a new connection's empty send buffer, and we
-/// do not wait for the client to read them. (If the client had already sent a command, closing
-/// with it unread makes the kernel reset the connection, and the client may miss the line; it
-/// sees its connection end either way.)
-fn refuse(mut conn: TcpStream) {
-    let _ = conn.write_all(BUSY);
-    let _ = conn.shutdown(Shutdown::Both);
-}
-// ANCHOR_END: refuse
 
 // ANCHOR: serve_client
 /// Answers every command `conn` sends, until the client closes the connection (`Ok`) or the
@@ -286,37 +270,11 @@ fn apply(store: &Mutex<Store>, command: Command) -> Reply {
 }
 // ANCHOR_END: answer
 
-/// More than MAX_LINE bytes without a `\n`: as in lesson 05, say why and end the connection.
+/// More than MAX_LINE bytes without a `\n`: as in lesson 05, say why and end the connection
+/// gracefully (only this connection's thread waits while it drains).
 fn refuse_long_line(conn: &mut TcpStream, log: &ConnectionLog) -> io::Result<()> {
     let reply = Reply::line_too_long();
-    log.line(&format!(
-        "sent more than {MAX_LINE} bytes without a newline -> {}; closing the connection",
-        escape_abbreviated(reply.to_string().as_bytes(), 80)
-    ));
+    log.line_too_long(&reply);
     conn.write_all(&reply.to_bytes())?;
-    close_gracefully(conn)
-}
-
-/// How long, and how much, we listen to a client we are hanging up on.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
-const DRAIN_LIMIT: usize = 1024 * 1024;
-
-/// Closes so that the client reliably reads our last reply: shut down our sending side, read
-/// and discard what the client still sends for a short while, then close. (Closing with unread
-/// bytes in the receive buffer would send a reset, which can destroy the reply in flight; lesson
-/// 05 explains this.) Only this connection's thread waits here.
-fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
-    conn.shutdown(Shutdown::Write)?;
-    conn.set_read_timeout(Some(DRAIN_TIMEOUT))?;
-    let mut buf = [0u8; 4096];
-    let mut discarded = 0;
-    while discarded < DRAIN_LIMIT {
-        match conn.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => discarded += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    Ok(())
+    lesson::close_gracefully(conn)
 }

@@ -42,9 +42,8 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use socket_workbook::escape::escape_abbreviated;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
-use socket_workbook::lesson::{self, ConnectionLog, ListenArgs};
+use socket_workbook::lesson::{self, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, ListenArgs};
 use socket_workbook::line_buffer::LineBuffer;
 
 /// Lesson 08: a key-value store for many clients at once, in one thread, with an event loop.
@@ -61,9 +60,6 @@ struct Args {
     quiet: bool,
 }
 
-/// The reply to a client over the cap, before the server hangs up.
-const BUSY: &[u8] = b"ERROR server busy: too many connections\n";
-
 /// The most reply bytes a connection may have waiting to be sent. Past it, the server answers no
 /// more of that client's commands and reads nothing more from it until the client has read its
 /// replies (back-pressure): per-connection memory stays bounded.
@@ -71,11 +67,6 @@ const OUTBOX_LIMIT: usize = 64 * 1024;
 
 /// How many connections the kernel may hold for us, complete but not yet accepted.
 const BACKLOG: i32 = 1024;
-
-/// How long, and how much, we listen to a client we are hanging up on: lessons 05 and 07 use the
-/// same numbers, as a read timeout that starts again after each read; here, one deadline.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
-const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// When `accept` fails (most often: too many open files), the listener stays "ready", and the
 /// loop would spin on the same error. It stops watching the listener for this long instead.
@@ -301,7 +292,7 @@ impl Server {
                     "refused {peer}: already serving {} clients (--max-connections)",
                     self.max_connections
                 ));
-                refuse(conn);
+                lesson::refuse_over_cap(conn);
                 continue;
             }
             match Client::new(conn, log) {
@@ -390,15 +381,6 @@ fn wake_on_ctrl_c() -> io::Result<UnixStream> {
     Ok(watched_end)
 }
 // ANCHOR_END: wake
-
-// ANCHOR: refuse
-/// Tells a client over the cap why it cannot be served, and hangs up. The 40 bytes always fit a
-/// new connection's empty send buffer, so this write does not have to wait.
-fn refuse(mut conn: TcpStream) {
-    let _ = conn.write_all(BUSY);
-    let _ = conn.shutdown(Shutdown::Both);
-}
-// ANCHOR_END: refuse
 
 impl Client {
     fn new(conn: TcpStream, log: ConnectionLog) -> io::Result<Client> {
@@ -511,10 +493,7 @@ fn would_block(err: &io::Error) -> bool {
 /// More than MAX_LINE bytes without a `\n`: as in lessons 05 and 07, say why and hang up.
 fn refuse_long_line(client: &mut Client) {
     let reply = Reply::line_too_long();
-    client.log.line(&format!(
-        "sent more than {MAX_LINE} bytes without a newline -> {}; closing the connection",
-        escape_abbreviated(reply.to_string().as_bytes(), 80)
-    ));
+    client.log.line_too_long(&reply);
     client.outbox.extend_from_slice(&reply.to_bytes());
     client.phase = Phase::SendingLastReply;
 }

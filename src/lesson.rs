@@ -4,9 +4,10 @@
 //!
 //! The socket calls themselves stay in the lessons, where the book can show them.
 
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process;
+use std::time::Duration;
 
 use crate::escape::escape_abbreviated;
 use crate::kv::Reply;
@@ -132,7 +133,62 @@ impl ConnectionLog {
             ));
         }
     }
+
+    /// `#4 sent more than 65536 bytes without a newline -> "ERROR line too long"; closing the
+    /// connection`: why the server hangs up, with the reply it sends last.
+    pub fn line_too_long(&self, reply: &Reply) {
+        self.line(&format!(
+            "sent more than {} bytes without a newline -> {}; closing the connection",
+            crate::kv::MAX_LINE,
+            escape_abbreviated(reply.to_string().as_bytes(), 80)
+        ));
+    }
 }
+
+// ANCHOR: close_gracefully
+/// How long, and how much, a server listens to a client it is hanging up on.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
+pub const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Closes so that the client reliably reads our last reply.
+///
+/// Closing a socket while the client's bytes still sit unread in our receive buffer makes the
+/// kernel send a reset (RST) instead of a normal close (FIN), and a reset may make the client's
+/// kernel throw away our reply before the client has read it. So: shut down our sending side
+/// (the client reads the reply, then end of stream), read and discard what the client still sends
+/// for a short while, and only then close.
+pub fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
+    conn.shutdown(Shutdown::Write)?;
+    conn.set_read_timeout(Some(DRAIN_TIMEOUT))?;
+    let mut buf = [0u8; 4096];
+    let mut discarded = 0;
+    while discarded < DRAIN_LIMIT {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => discarded += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            // Timed out, or the client reset: either way we are done listening.
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: close_gracefully
+
+// ANCHOR: refuse
+/// The reply to a client over the connection cap (lessons 07 and 08), before the server hangs up.
+pub const BUSY: &[u8] = b"ERROR server busy: too many connections\n";
+
+/// Tells a client over the cap why it cannot be served, and hangs up. Done by the thread that
+/// accepts (lesson 07) or by the event loop (lesson 08), so it must not block: 40 bytes always fit
+/// a new connection's empty send buffer, and we do not wait for the client to read them. (If the
+/// client had already sent a command, closing with it unread makes the kernel reset the
+/// connection, and the client may miss the line; it sees its connection end either way.)
+pub fn refuse_over_cap(mut conn: TcpStream) {
+    let _ = conn.write_all(BUSY);
+    let _ = conn.shutdown(Shutdown::Both);
+}
+// ANCHOR_END: refuse
 
 // ANCHOR: backlog
 /// Sets how many connections the kernel queues for us before we `accept` them.
