@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
-use socket_workbook::lesson::{self, ConnectionLog, ListenArgs};
+use socket_workbook::lesson::{self, ConnectionLog, ListenArgs, ManyClientsArgs};
 use socket_workbook::line_buffer::LineBuffer;
 
 /// Lesson 07: a key-value store for many clients at once, one thread per connection.
@@ -48,12 +48,9 @@ use socket_workbook::line_buffer::LineBuffer;
 struct Args {
     #[command(flatten)]
     listen: ListenArgs<65435>,
-    /// Most clients served at once; the next one is told "ERROR server busy" and disconnected.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_connections: u32,
-    /// Do not log every command and reply (connections are still logged).
-    #[arg(long)]
-    quiet: bool,
+    /// `--max-connections` and `--quiet`.
+    #[command(flatten)]
+    serving: ManyClientsArgs,
 }
 
 /// Replies are collected in a buffer and written when no complete command is left. A client can
@@ -132,14 +129,14 @@ fn main() -> io::Result<()> {
         connections += 1;
         let log = ConnectionLog {
             number: connections,
-            per_command: !args.quiet,
+            per_command: !args.serving.quiet,
         };
         // Take a slot, or refuse. Only this thread adds to `open`, so the check and the
         // increment cannot race with another accept; threads that finish only subtract.
-        if open.load(Ordering::SeqCst) >= args.max_connections as usize {
+        if open.load(Ordering::SeqCst) >= args.serving.max_connections as usize {
             log.line(&format!(
                 "refused {peer}: already serving {} clients (--max-connections)",
-                args.max_connections
+                args.serving.max_connections
             ));
             lesson::refuse_over_cap(conn);
             continue;

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
-use socket_workbook::lesson::{self, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, ListenArgs};
+use socket_workbook::lesson::{self, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, ListenArgs, ManyClientsArgs};
 use socket_workbook::line_buffer::LineBuffer;
 
 /// Lesson 08: a key-value store for many clients at once, in one thread, with an event loop.
@@ -52,12 +52,9 @@ use socket_workbook::line_buffer::LineBuffer;
 struct Args {
     #[command(flatten)]
     listen: ListenArgs<65436>,
-    /// Most clients served at once; the next one is told "ERROR server busy" and disconnected.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_connections: u32,
-    /// Do not log every command and reply (connections are still logged).
-    #[arg(long)]
-    quiet: bool,
+    /// `--max-connections` and `--quiet`.
+    #[command(flatten)]
+    serving: ManyClientsArgs,
 }
 
 /// The most reply bytes a connection may have waiting to be sent. Past it, the server answers no
@@ -132,8 +129,8 @@ fn main() -> io::Result<()> {
         wake,
         store: Store::new(),
         clients: Vec::new(),
-        max_connections: args.max_connections as usize,
-        per_command_log: !args.quiet,
+        max_connections: args.serving.max_connections as usize,
+        per_command_log: !args.serving.quiet,
         connections: 0,
         accept_paused_until: None,
     };

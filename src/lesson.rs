@@ -36,6 +36,17 @@ pub struct ConnectArgs<const DEFAULT_PORT: u16> {
     pub port: u16,
 }
 
+/// The options of a server for many clients at once (lessons 07 and 08), next to `ListenArgs`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ManyClientsArgs {
+    /// Most clients served at once; the next one is told "ERROR server busy" and disconnected.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+    /// Do not log every command and reply (connections are still logged).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 impl<const P: u16> ListenArgs<P> {
     /// `host:port` as the user typed it, for messages.
     pub fn address(&self) -> String {
