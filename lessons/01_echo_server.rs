@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use socket_workbook::lesson::{self, ListenArgs, describe_chunk};
+use socket_workbook::log_line;
 
 // ANCHOR: args
 /// Lesson 01: echo back what one client sends, then exit.
@@ -34,13 +35,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match serve_one_client(&args.listen) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    // Status 0, or one line `error: ...` and status 1.
+    lesson::exit_status(serve_one_client(&args.listen))
 }
 
 // ANCHOR: serve
@@ -57,7 +53,7 @@ fn serve_one_client(listen: &ListenArgs<65432>) -> io::Result<()> {
     // `accept` blocks until a client has connected, then returns a new socket for talking to
     // that one client. The listener itself never carries data.
     let (mut conn, peer) = listener.accept()?;
-    println!("connected by {peer}");
+    log_line!("connected by {peer}");
     // ANCHOR_END: accept
 
     // ANCHOR: echo_loop
@@ -73,11 +69,13 @@ fn serve_one_client(listen: &ListenArgs<65432>) -> io::Result<()> {
         };
         // `read` returning 0 means end of stream: the client closed (or shut down) its side.
         if n == 0 {
-            println!("{peer} closed the connection; exiting");
+            log_line!("{peer} closed the connection; exiting");
             return Ok(());
         }
         let chunk = &buf[..n];
-        println!("received {}", describe_chunk(chunk));
+        // `log_line!` is `println!` that never panics (see src/lesson.rs): a server must not die
+        // because nobody reads its log.
+        log_line!("received {}", describe_chunk(chunk));
 
         // Build the whole reply first and send it with one `write_all`, so a client that does a
         // single read sees prefix and data together. (`write_all` loops: `write` may also send

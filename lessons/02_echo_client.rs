@@ -34,13 +34,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match talk_to_echo_server(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    lesson::exit_status(talk_to_echo_server(&args))
 }
 
 // ANCHOR: client

@@ -14,10 +14,12 @@
 
 use std::io::{self, Write};
 use std::net::TcpListener;
+use std::process::ExitCode;
 
 use chrono::{Local, SecondsFormat};
 use clap::Parser;
 use socket_workbook::lesson::{self, ListenArgs};
+use socket_workbook::{log_error, log_line};
 
 /// Lesson 03: tell every client the time, forever.
 #[derive(Parser)]
@@ -27,10 +29,15 @@ struct Args {
     listen: ListenArgs<65431>,
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.listen.host.as_str(), args.listen.port))
-        .unwrap_or_else(|err| lesson::exit_bind_failed(&args.listen.address(), &err));
+    // Status 1 and one line `error: ...` if the server cannot even start.
+    lesson::exit_status(serve_forever(&args.listen))
+}
+
+fn serve_forever(listen: &ListenArgs<65431>) -> io::Result<()> {
+    let listener = TcpListener::bind((listen.host.as_str(), listen.port))
+        .unwrap_or_else(|err| lesson::exit_bind_failed(&listen.address(), &err));
     lesson::announce_listening(&listener)?;
 
     // ANCHOR: accept_loop
@@ -39,20 +46,23 @@ fn main() -> io::Result<()> {
     loop {
         let (mut conn, peer) = match listener.accept() {
             Ok(accepted) => accepted,
-            // A client that gave up before we accepted it, or a full process file table: report
-            // it and keep serving. One failed connection must not stop the server.
+            // A client that gave up before we accepted it, or no file descriptor left for a new
+            // connection ("too many open files"): report it and keep serving; one failed
+            // connection must not stop the server. In the second case the same call would
+            // fail again at once, so `after_failed_accept` pauses first (see src/lesson.rs).
             Err(err) => {
-                eprintln!("accept failed: {err}");
+                lesson::after_failed_accept(&err);
                 continue;
             }
         };
         // ANCHOR: reply
         // `false`: always write the offset as +HH:MM, never as "Z".
         let now = Local::now().to_rfc3339_opts(SecondsFormat::Secs, false);
-        println!("{peer} connected; sending {now}");
+        // `log_line!` is `println!` that never panics: a closed stdout must not stop the server.
+        log_line!("{peer} connected; sending {now}");
         if let Err(err) = conn.write_all(format!("{now}\n").as_bytes()) {
             // The client may already be gone; that is its problem, not the server's.
-            eprintln!("could not send the time to {peer}: {err}");
+            log_error!("could not send the time to {peer}: {err}");
         }
         // ANCHOR_END: reply
         // `conn` is dropped here, which closes the connection: the client reads 0 (end of

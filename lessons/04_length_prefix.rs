@@ -29,8 +29,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use socket_workbook::escape::{escape_abbreviated, escape_bytes, hex_bytes};
 use socket_workbook::frame::{self, DEFAULT_MAX_FRAME, FrameError};
-use socket_workbook::lesson::{self, ConnectArgs, ListenArgs, describe_chunk};
+use socket_workbook::lesson::{self, ConnectArgs, Deadline, DeadlineStream, ListenArgs, describe_chunk};
 use socket_workbook::lockstep;
+use socket_workbook::log_line;
 
 /// Lesson 04: send messages over TCP as length-prefixed frames.
 // (No bare `about` here: it would show the crate's description instead of the line above.)
@@ -54,6 +55,10 @@ enum Mode {
         /// Largest payload accepted, in bytes; a larger header closes the connection.
         #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
         max_frame: u32,
+        /// Seconds a client has for each frame: from when the server starts waiting for it until
+        /// its echo is written. A client that takes longer is disconnected.
+        #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = lesson::parse_seconds)]
+        client_timeout: Duration,
     },
     /// Send each MESSAGE as a frame to the frame echo server and print the replies.
     Send {
@@ -69,16 +74,14 @@ enum Mode {
 fn main() -> ExitCode {
     let result = match Args::parse().mode.unwrap_or(Mode::Demo) {
         Mode::Demo => demo(),
-        Mode::Server { listen, max_frame } => serve(&listen, max_frame),
+        Mode::Server {
+            listen,
+            max_frame,
+            client_timeout,
+        } => serve(&listen, max_frame, client_timeout),
         Mode::Send { server, messages } => send(&server, &messages),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    lesson::exit_status(result)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,49 +385,60 @@ impl WireView {
 // The frame echo server
 // ---------------------------------------------------------------------------------------------
 
-/// A client that sends nothing (or does not read our replies) for this long is disconnected:
-/// this server serves one client at a time, and a stalled client must not block the next ones.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-
 // ANCHOR: server
-fn serve(listen: &ListenArgs<65434>, max_frame: u32) -> io::Result<()> {
+fn serve(listen: &ListenArgs<65434>, max_frame: u32, client_timeout: Duration) -> io::Result<()> {
     let listener = TcpListener::bind((listen.host.as_str(), listen.port))
         .unwrap_or_else(|err| lesson::exit_bind_failed(&listen.address(), &err));
     lesson::announce_listening(&listener)?;
     loop {
-        let (mut conn, peer) = match listener.accept() {
+        let (conn, peer) = match listener.accept() {
             Ok(accepted) => accepted,
+            // Log it, pause if we are out of file descriptors, and keep serving.
             Err(err) => {
-                eprintln!("accept failed: {err}");
+                lesson::after_failed_accept(&err);
                 continue;
             }
         };
-        println!("connected by {peer}");
-        conn.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-        conn.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-        // A bad frame ends this client's connection, never the server.
-        match echo_frames(&mut conn, peer, max_frame) {
-            Ok(()) => println!("{peer} closed the connection"),
-            Err(err) => println!("closing the connection to {peer}: {err}"),
+        log_line!("connected by {peer}");
+        // Whatever goes wrong with this client (a bad frame, a timeout, a reset) ends this
+        // client's connection, never the server.
+        match echo_frames(&conn, peer, max_frame, client_timeout) {
+            Ok(()) => log_line!("{peer} closed the connection"),
+            Err(err) => log_line!("closing the connection to {peer}: {err}"),
         }
         // Dropping `conn` closes the connection.
     }
 }
 
 // ANCHOR: echo_frames
-fn echo_frames(conn: &mut TcpStream, peer: SocketAddr, max_frame: u32) -> Result<(), FrameError> {
-    // `read_frame` returns `None` when the client closes between two frames. A too-large header,
-    // or a stream that ends inside a frame, is an error: nothing sensible can follow it.
-    while let Some(payload) = frame::read_frame(conn, max_frame)? {
+/// Echoes frames until the client closes the connection between two frames.
+///
+/// This server serves one client at a time, so a client that stalls must not hold it for long.
+/// A timeout on each `read` would not do: a client that sends one byte every 29 seconds would
+/// never trip a 30-second timeout. So each frame gets a deadline: all the reads that bring it in
+/// and all the writes that send it back must be done by then.
+fn echo_frames(
+    conn: &TcpStream,
+    peer: SocketAddr,
+    max_frame: u32,
+    timeout: Duration,
+) -> Result<(), FrameError> {
+    loop {
+        let mut conn = DeadlineStream::new(conn, Deadline::after(timeout));
+        // `read_frame` returns `None` when the client closes between two frames. A too-large
+        // header, a stream that ends inside a frame, or the deadline passing is an error:
+        // nothing sensible can follow it.
+        let Some(payload) = frame::read_frame(&mut conn, max_frame)? else {
+            return Ok(());
+        };
         let header = frame::encode_header(payload.len() as u32);
-        println!(
+        log_line!(
             "frame from {peer}: header {}, {}",
             hex_bytes(&header),
             describe_chunk(&payload)
         );
-        frame::write_frame(conn, &payload)?;
+        frame::write_frame(&mut conn, &payload)?;
     }
-    Ok(())
 }
 // ANCHOR_END: echo_frames
 // ANCHOR_END: server

@@ -33,6 +33,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
 
 use clap::Parser;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
@@ -53,8 +54,13 @@ struct Args {
 /// several reads, which is the point of this lesson.
 const READ_BUFFER: usize = 4096;
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // Status 1 and one line `error: ...` if the server cannot even start.
+    lesson::exit_status(serve_forever(&args))
+}
+
+fn serve_forever(args: &Args) -> io::Result<()> {
     let listener = TcpListener::bind((args.listen.host.as_str(), args.listen.port))
         .unwrap_or_else(|err| lesson::exit_bind_failed(&args.listen.address(), &err));
     lesson::announce_listening(&listener)?;
@@ -66,8 +72,9 @@ fn main() -> io::Result<()> {
     loop {
         let (mut conn, peer) = match listener.accept() {
             Ok(accepted) => accepted,
+            // Log it, pause if we are out of file descriptors, and keep serving.
             Err(err) => {
-                eprintln!("accept failed: {err}");
+                lesson::after_failed_accept(&err);
                 continue;
             }
         };

@@ -31,16 +31,16 @@
 
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process;
+use std::process::{self, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
 
 use clap::Parser;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
 use socket_workbook::lesson::{self, ConnectionLog, ListenArgs, ManyClientsArgs};
 use socket_workbook::line_buffer::LineBuffer;
+use socket_workbook::log_error;
 
 /// Lesson 07: a key-value store for many clients at once, one thread per connection.
 #[derive(Parser)]
@@ -66,12 +66,17 @@ const BACKLOG: i32 = 1024;
 /// 256 MiB of address space instead of 2 GiB. Only the pages a thread touches use real memory.
 const THREAD_STACK: usize = 256 * 1024;
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // Status 1 and one line `error: ...` if the server cannot even start.
+    lesson::exit_status(serve_forever(&args))
+}
+
+fn serve_forever(args: &Args) -> io::Result<()> {
     let listener = TcpListener::bind((args.listen.host.as_str(), args.listen.port))
         .unwrap_or_else(|err| lesson::exit_bind_failed(&args.listen.address(), &err));
     if let Err(err) = lesson::set_listen_backlog(&listener, BACKLOG) {
-        eprintln!("warning: the listen backlog stays at 128: {err}");
+        log_error!("warning: the listen backlog stays at 128: {err}");
     }
 
     // ANCHOR: shared_state
@@ -97,15 +102,11 @@ fn main() -> io::Result<()> {
     // connection thread after its current command and wait for them all.)
     let open_at_exit = Arc::clone(&open);
     let installed = ctrlc::set_handler(move || {
-        match open_at_exit.load(Ordering::SeqCst) {
-            0 => println!("shutting down (Ctrl-C or SIGTERM); no clients connected"),
-            1 => println!("shutting down (Ctrl-C or SIGTERM); closing the connection of 1 client"),
-            n => println!("shutting down (Ctrl-C or SIGTERM); closing the connections of {n} clients"),
-        }
+        lesson::log_shutting_down(open_at_exit.load(Ordering::SeqCst));
         process::exit(0);
     });
     if let Err(err) = installed {
-        eprintln!("warning: Ctrl-C will stop the server without a message: {err}");
+        log_error!("warning: Ctrl-C will stop the server without a message: {err}");
     }
     // ANCHOR_END: ctrl_c
 
@@ -119,10 +120,9 @@ fn main() -> io::Result<()> {
         let (conn, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(err) => {
-                // Most often "too many open files": wait a moment for connections to close
-                // instead of spinning through the same error.
-                eprintln!("accept failed: {err}");
-                thread::sleep(Duration::from_millis(10));
+                // Most often "too many open files": `after_failed_accept` logs it and waits a
+                // moment for connections to close instead of spinning through the same error.
+                lesson::after_failed_accept(&err);
                 continue;
             }
         };
@@ -162,7 +162,7 @@ fn main() -> io::Result<()> {
         if let Err(err) = spawned {
             // The system would not give us another thread. The closure (with the connection
             // and its slot) has been dropped: that client sees its connection close.
-            eprintln!("#{connections} could not start a thread: {err}; connection closed");
+            log_error!("#{connections} could not start a thread: {err}; connection closed");
         }
     }
     // ANCHOR_END: accept_loop
@@ -251,10 +251,8 @@ fn answer(line: &[u8], store: &Mutex<Store>, log: &ConnectionLog, outbox: &mut V
     };
     // Log before the reply can reach the client (it is sent after this line is printed).
     log.command(line, &reply);
-    // `Display` writes the reply line without its `\n`, exactly what `Reply::to_bytes` sends;
-    // writing it straight into the outbox saves building a String per reply. Writing into a
-    // `Vec` cannot fail.
-    let _ = writeln!(outbox, "{reply}");
+    // The reply's bytes go straight into the outbox (`src/kv.rs`): no buffer of its own.
+    reply.encode_into(outbox);
 }
 
 /// Carries out one command on the shared store. The lock is held for this call only.

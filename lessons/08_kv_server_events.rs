@@ -39,12 +39,16 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
 use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
-use socket_workbook::lesson::{self, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, ListenArgs, ManyClientsArgs};
+use socket_workbook::lesson::{
+    self, ACCEPT_PAUSE, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, Deadline, ListenArgs, ManyClientsArgs,
+};
 use socket_workbook::line_buffer::LineBuffer;
+use socket_workbook::log_error;
 
 /// Lesson 08: a key-value store for many clients at once, in one thread, with an event loop.
 #[derive(Parser)]
@@ -64,10 +68,6 @@ const OUTBOX_LIMIT: usize = 64 * 1024;
 
 /// How many connections the kernel may hold for us, complete but not yet accepted.
 const BACKLOG: i32 = 1024;
-
-/// When `accept` fails (most often: too many open files), the listener stays "ready", and the
-/// loop would spin on the same error. It stops watching the listener for this long instead.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 // ANCHOR: client
 /// Everything the server must remember about one client between two turns of the loop. In
@@ -97,7 +97,7 @@ enum Phase {
     SendingLastReply,
     /// Our sending side is shut down; read and discard what the client still sends until it
     /// closes, `DRAIN_LIMIT` bytes have come, or the time is up. Then close.
-    Draining { until: Instant, discarded: usize },
+    Draining { until: Deadline, discarded: usize },
 }
 // ANCHOR_END: client
 
@@ -108,12 +108,17 @@ enum Next {
     Close(io::Result<()>),
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    // Status 1 and one line `error: ...` if the server cannot start, or `poll` fails.
+    lesson::exit_status(serve_forever(&args))
+}
+
+fn serve_forever(args: &Args) -> io::Result<()> {
     let listener = TcpListener::bind((args.listen.host.as_str(), args.listen.port))
         .unwrap_or_else(|err| lesson::exit_bind_failed(&args.listen.address(), &err));
     if let Err(err) = lesson::set_listen_backlog(&listener, BACKLOG) {
-        eprintln!("warning: the listen backlog stays at 128: {err}");
+        log_error!("warning: the listen backlog stays at 128: {err}");
     }
     // ANCHOR: nonblocking_listener
     // From now on `accept` never waits: with no connection in the backlog it fails with
@@ -248,7 +253,7 @@ impl Server {
     /// time is up, or accepting may start again.
     fn next_deadline(&self) -> Option<Instant> {
         let draining = self.clients.iter().filter_map(|client| match client.phase {
-            Phase::Draining { until, .. } => Some(until),
+            Phase::Draining { until, .. } => Some(until.instant()),
             _ => None,
         });
         draining.chain(self.accept_paused_until).min()
@@ -264,18 +269,20 @@ impl Server {
                 // The backlog is empty: back to the loop.
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) if out_of_resources(&err) => {
+                Err(err) if lesson::out_of_resources(&err) => {
                     // "Too many open files", most often. The connection stays in the backlog
                     // and the listener stays ready: without a pause, the loop would spin on
                     // this error, and the clients that are connected would wait behind it.
-                    eprintln!("accept failed: {err}; not accepting for {ACCEPT_PAUSE:?}");
+                    // Lessons 03 to 07 pause by sleeping; one thread serving everyone cannot
+                    // sleep, so it stops watching the listener until the pause is over.
+                    log_error!("accept failed: {err}; not accepting for {ACCEPT_PAUSE:?}");
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     return;
                 }
                 Err(err) => {
                     // The client gave up before we got to it (ECONNABORTED), or another error
                     // about this one connection: the next one may be fine.
-                    eprintln!("accept failed: {err}");
+                    log_error!("accept failed: {err}");
                     continue;
                 }
             };
@@ -304,24 +311,11 @@ impl Server {
     // ANCHOR_END: accept
 
     fn shut_down(&self) {
-        match self.clients.len() {
-            0 => println!("shutting down (Ctrl-C or SIGTERM); no clients connected"),
-            1 => println!("shutting down (Ctrl-C or SIGTERM); closing the connection of 1 client"),
-            n => println!("shutting down (Ctrl-C or SIGTERM); closing the connections of {n} clients"),
-        }
+        lesson::log_shutting_down(self.clients.len());
         // Returning from `main` drops the server, which closes every socket: each client reads
         // the end of the stream. Replies still in an outbox are lost; the store lives in memory
         // only, so there is nothing to save.
     }
-}
-
-/// Errors of `accept` that say the process or the system is short of something (descriptors,
-/// memory), not that one connection went wrong: retrying at once fails the same way.
-fn out_of_resources(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 fn watch(fd: RawFd, events: libc::c_short) -> libc::pollfd {
@@ -373,7 +367,7 @@ fn wake_on_ctrl_c() -> io::Result<UnixStream> {
         let _ = (&signal_end).write(&[1]);
     });
     if let Err(err) = installed {
-        eprintln!("warning: Ctrl-C will stop the server without a message: {err}");
+        log_error!("warning: Ctrl-C will stop the server without a message: {err}");
     }
     Ok(watched_end)
 }
@@ -397,7 +391,7 @@ impl Client {
     }
 
     fn drain_time_is_up(&self, now: Instant) -> bool {
-        matches!(self.phase, Phase::Draining { until, .. } if now >= until)
+        matches!(self.phase, Phase::Draining { until, .. } if now >= until.instant())
     }
 }
 
@@ -456,8 +450,7 @@ fn answer_commands(client: &mut Client, store: &mut Store) {
             Err(err) => Reply::from(err),
         };
         client.log.command(line, &reply);
-        // Writing into a `Vec` cannot fail.
-        let _ = writeln!(client.outbox, "{reply}");
+        reply.encode_into(&mut client.outbox);
     }
     client.commands_waiting = true;
 }
@@ -491,7 +484,7 @@ fn would_block(err: &io::Error) -> bool {
 fn refuse_long_line(client: &mut Client) {
     let reply = Reply::line_too_long();
     client.log.line_too_long(&reply);
-    client.outbox.extend_from_slice(&reply.to_bytes());
+    reply.encode_into(&mut client.outbox);
     client.phase = Phase::SendingLastReply;
 }
 
@@ -505,7 +498,7 @@ fn start_draining(client: &mut Client) -> Next {
         return Next::Close(Err(err));
     }
     client.phase = Phase::Draining {
-        until: Instant::now() + DRAIN_TIMEOUT,
+        until: Deadline::after(DRAIN_TIMEOUT),
         discarded: 0,
     };
     Next::KeepOpen

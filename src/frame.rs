@@ -14,7 +14,9 @@
 //!
 //! A reader never trusts a header: a peer may announce up to 4 GiB. [`read_frame`] compares
 //! the length with a maximum *before* it allocates anything, and reports a larger one as
-//! [`FrameError::TooLarge`].
+//! [`FrameError::TooLarge`]. Nor does it allocate what an acceptable header announces: the
+//! payload's buffer grows as its bytes arrive, so a peer that announces 1 MiB and sends nothing
+//! more costs nothing.
 //!
 //! ```
 //! use socket_workbook::frame::{read_frame, write_frame, DEFAULT_MAX_FRAME};
@@ -102,12 +104,38 @@ pub fn read_frame<R: Read + ?Sized>(reader: &mut R, max: u32) -> Result<Option<V
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
-    let mut payload = vec![0u8; len as usize];
-    let got = read_until_full(reader, &mut payload)?;
-    if got < payload.len() {
-        return Err(FrameError::TruncatedPayload { len, got });
+    read_payload(reader, len).map(Some)
+}
+
+/// Payload bytes are read in pieces of at most this many bytes.
+const READ_PIECE: usize = 8 * 1024;
+
+/// Reads the `len` payload bytes that follow a header.
+///
+/// Even a length under the maximum is only a promise: a peer can send a header announcing 1 MiB
+/// and then nothing. `vec![0; len]` would cost the whole megabyte at once, for every such peer.
+/// So the payload grows as bytes really arrive, a piece at a time, and never holds much more
+/// than what was received.
+fn read_payload<R: Read + ?Sized>(reader: &mut R, len: u32) -> Result<Vec<u8>, FrameError> {
+    let len = len as usize;
+    let mut payload = Vec::new();
+    let mut piece = [0u8; READ_PIECE];
+    while payload.len() < len {
+        // Ask only for what this frame still needs: the next frame's bytes stay in the stream.
+        let wanted = (len - payload.len()).min(READ_PIECE);
+        match reader.read(&mut piece[..wanted]) {
+            Ok(0) => {
+                return Err(FrameError::TruncatedPayload {
+                    len: len as u32,
+                    got: payload.len(),
+                });
+            }
+            Ok(n) => payload.extend_from_slice(&piece[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err.into()),
+        }
     }
-    Ok(Some(payload))
+    Ok(payload)
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes it got. Unlike

@@ -290,14 +290,33 @@ impl Reply {
         Reply::Error("store full".to_string())
     }
 
+    // ANCHOR: encode
     /// The bytes to send: the line and its `\n`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        format!("{self}\n").into_bytes()
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes);
+        bytes
     }
+
+    /// Appends the bytes to send (the line and its `\n`) to `out`: the one place a reply is
+    /// turned into bytes for the wire. A server that batches replies (lessons 07 and 08) appends
+    /// them to its outgoing buffer this way, without building each one on its own first.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Reply::Ok => out.extend_from_slice(b"OK"),
+            Reply::Value(value) => out.extend_from_slice(value.as_bytes()),
+            Reply::Error(reason) => {
+                out.extend_from_slice(b"ERROR ");
+                out.extend_from_slice(reason.as_bytes());
+            }
+        }
+        out.push(b'\n');
+    }
+    // ANCHOR_END: encode
 }
 
 // ANCHOR: reply_display
-/// The reply line without its `\n`.
+/// The reply line without its `\n`, for logs: the same text [`Reply::encode_into`] sends.
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -510,6 +529,22 @@ mod tests {
         assert!(is_error_reply(
             Reply::from(ParseError::InvalidUtf8).to_string().as_bytes()
         ));
+    }
+
+    #[test]
+    fn the_wire_bytes_are_the_log_text_and_a_newline() {
+        let replies = [
+            Reply::Ok,
+            Reply::Value("hello world".into()),
+            Reply::Value(String::new()),
+            Reply::no_such_key(),
+        ];
+        let mut batch = Vec::new();
+        for reply in &replies {
+            assert_eq!(reply.to_bytes(), format!("{reply}\n").into_bytes());
+            reply.encode_into(&mut batch);
+        }
+        assert_eq!(batch, b"OK\nhello world\n\nERROR no such key\n");
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! What every lesson program shares but is not the lesson's point: the `--host`/`--port`
-//! arguments, the `listening on` line that tests and the checker wait for, and one clear line for
-//! the errors a learner meets first (port in use, connection refused).
+//! arguments, the `listening on` line that tests and the checker wait for, one clear line for
+//! the errors a learner meets first (port in use, connection refused), log lines that never take
+//! a server down ([`log_line!`](crate::log_line)), what to do when `accept` fails, and deadlines.
 //!
 //! The socket calls themselves stay in the lessons, where the book can show them.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process;
-use std::time::Duration;
+use std::process::{self, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::escape::escape_abbreviated;
 use crate::kv::Reply;
@@ -73,10 +77,81 @@ fn join_host_port(host: &str, port: u16) -> String {
 /// once: whoever started us (a test, the checker, you) waits for this line before connecting.
 pub fn announce_listening(listener: &TcpListener) -> io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
-    let mut out = io::stdout().lock();
-    writeln!(out, "listening on {addr}")?;
-    out.flush()?;
+    // A log line like any other: if nobody reads our stdout, we serve anyway.
+    crate::log_line!("listening on {addr}");
     Ok(addr)
+}
+
+// ANCHOR: log_line
+/// `println!` for a server's log: writes one line to stdout, and never panics.
+///
+/// `println!` panics when stdout is gone: run a server as `05_kv_server | head -1`, and once
+/// `head` has its line and exits, the next `println!` fails with "Broken pipe" (EPIPE) and the
+/// server dies in the middle of serving. A C or Python server dies too, but differently: the
+/// kernel sends SIGPIPE, whose default action ends the process at once, with no message. Rust
+/// programs ignore SIGPIPE from the start, so the failed `write` returns the error instead, and
+/// `println!` turns it into a panic. A log is not worth a server: when a line cannot be written,
+/// this stops logging to stdout and the server goes on serving.
+#[macro_export]
+macro_rules! log_line {
+    ($($arg:tt)*) => {
+        $crate::lesson::write_log_line($crate::lesson::LogTo::Stdout, format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` for a server's log: one line to stderr, and never a panic (see [`log_line!`]).
+#[macro_export]
+macro_rules! log_error {
+    ($($arg:tt)*) => {
+        $crate::lesson::write_log_line($crate::lesson::LogTo::Stderr, format_args!($($arg)*))
+    };
+}
+
+/// Where a log line goes.
+#[derive(Debug, Clone, Copy)]
+pub enum LogTo {
+    Stdout,
+    Stderr,
+}
+
+/// Set when a line could not be written to stdout (or stderr): nothing more is written there.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// What [`log_line!`] and [`log_error!`] call. The stream is locked for the whole line, so lines
+/// written by different threads never mix.
+pub fn write_log_line(to: LogTo, line: fmt::Arguments<'_>) {
+    let gone = match to {
+        LogTo::Stdout => &STDOUT_GONE,
+        LogTo::Stderr => &STDERR_GONE,
+    };
+    if gone.load(Ordering::Relaxed) {
+        return;
+    }
+    let written = match to {
+        // Flushed at once: whoever reads our log (a test waiting for a line) sees it now.
+        LogTo::Stdout => {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{line}").and_then(|()| out.flush())
+        }
+        LogTo::Stderr => writeln!(io::stderr().lock(), "{line}"),
+    };
+    if written.is_err() {
+        gone.store(true, Ordering::Relaxed);
+    }
+}
+// ANCHOR_END: log_line
+
+/// How a lesson's `main` ends: status 0, or one line `error: ...` on stderr and status 1
+/// (never the `Error: Os { code: .. }` that returning an `io::Result` from `main` prints).
+pub fn exit_status(result: io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            crate::log_error!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Ends the program with one line explaining why `bind` failed. Exit code 1.
@@ -117,8 +192,8 @@ pub fn describe_chunk(bytes: &[u8]) -> String {
 }
 
 /// Log lines for one connection of a key-value server (lessons 05, 07 and 08), numbered so that
-/// they can be told apart: `#3 disconnected`. `println!` locks stdout for each line, so lines
-/// printed by different threads never mix.
+/// they can be told apart: `#3 disconnected`. Written with [`log_line!`](crate::log_line), so
+/// lines printed by different threads never mix, and a closed stdout does not stop the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLog {
     /// The connection's number: 1 for the first client since the server started.
@@ -130,7 +205,7 @@ pub struct ConnectionLog {
 impl ConnectionLog {
     /// `#3 text`.
     pub fn line(&self, text: &str) {
-        println!("#{} {text}", self.number);
+        crate::log_line!("#{} {text}", self.number);
     }
 
     /// `#1 "SET a 1" -> "OK"`: the line as received (a `\r` shows), and the reply, both without
@@ -168,23 +243,167 @@ pub const DRAIN_LIMIT: usize = 1024 * 1024;
 /// kernel throw away our reply before the client has read it. So: shut down our sending side
 /// (the client reads the reply, then end of stream), read and discard what the client still sends
 /// for a short while, and only then close.
+///
+/// "A short while" is a deadline for the whole drain, not a timeout for each `read`: with a
+/// timeout per call, a client that sends one byte every 200 ms would keep us draining forever.
 pub fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
     conn.shutdown(Shutdown::Write)?;
-    conn.set_read_timeout(Some(DRAIN_TIMEOUT))?;
+    let mut draining = DeadlineStream::new(conn, Deadline::after(DRAIN_TIMEOUT));
     let mut buf = [0u8; 4096];
     let mut discarded = 0;
     while discarded < DRAIN_LIMIT {
-        match conn.read(&mut buf) {
+        match draining.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => discarded += n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            // Timed out, or the client reset: either way we are done listening.
+            // The deadline passed, or the client reset: either way we are done listening.
             Err(_) => break,
         }
     }
     Ok(())
 }
 // ANCHOR_END: close_gracefully
+
+// ANCHOR: deadline
+/// A moment by which something must be over: a whole request, or a whole drain.
+///
+/// A socket's read timeout (`set_read_timeout`, the `SO_RCVTIMEO` option) bounds each `read`
+/// call, not the conversation: every byte that arrives starts the clock again, so a client that
+/// sends one byte just before each timeout runs out can hold a server forever. A deadline is
+/// fixed once; before each call, the socket gets only the time that is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    /// The moment `limit` from now.
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline(Instant::now() + limit)
+    }
+
+    /// When it is.
+    pub fn instant(&self) -> Instant {
+        self.0
+    }
+
+    /// The time left, or `None` once the deadline has passed.
+    pub fn time_left(&self) -> Option<Duration> {
+        let left = self.0.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// The error a call gets when the deadline has passed: [`io::ErrorKind::TimedOut`].
+    pub fn passed_error(&self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, "the deadline passed")
+    }
+}
+
+/// A connection whose every `read` and `write` ends by one [`Deadline`]: each call waits at
+/// most for the time that is left, and once it has passed, calls fail with `TimedOut`.
+pub struct DeadlineStream<'a> {
+    conn: &'a TcpStream,
+    deadline: Deadline,
+}
+
+impl<'a> DeadlineStream<'a> {
+    pub fn new(conn: &'a TcpStream, deadline: Deadline) -> DeadlineStream<'a> {
+        DeadlineStream { conn, deadline }
+    }
+
+    /// A timeout from a call we limited means the deadline passed: say so, whatever the OS
+    /// called it (`WouldBlock`, EAGAIN, on Unix; `TimedOut` on Windows).
+    fn deadline_error(&self, err: io::Error) -> io::Error {
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.deadline.passed_error(),
+            _ => err,
+        }
+    }
+}
+
+impl Read for DeadlineStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self
+            .deadline
+            .time_left()
+            .ok_or_else(|| self.deadline.passed_error())?;
+        self.conn.set_read_timeout(Some(left))?;
+        (&*self.conn).read(buf).map_err(|err| self.deadline_error(err))
+    }
+}
+
+impl Write for DeadlineStream<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self
+            .deadline
+            .time_left()
+            .ok_or_else(|| self.deadline.passed_error())?;
+        self.conn.set_write_timeout(Some(left))?;
+        (&*self.conn).write(buf).map_err(|err| self.deadline_error(err))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+// ANCHOR_END: deadline
+
+/// Reads a number of seconds such as `30` or `0.5` (for options like `--client-timeout`).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds (e.g. 30 or 0.5)"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "{text}: give a number of seconds above 0 and at most 86400"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+// ANCHOR: failed_accept
+/// How long a server stops accepting after `accept` failed for lack of resources.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Errors of `accept` that say the process or the system is short of something (descriptors,
+/// memory), not that one connection went wrong: retrying at once fails the same way.
+pub fn out_of_resources(err: &io::Error) -> bool {
+    #[cfg(unix)]
+    return matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
+    #[cfg(not(unix))]
+    return err.kind() == io::ErrorKind::OutOfMemory;
+}
+
+/// What a server that blocks in `accept` does when `accept` fails: log it, and pause if the
+/// process is out of resources.
+///
+/// "Too many open files" (EMFILE) is the common case: every connection costs a file descriptor,
+/// and the process has a limit (`ulimit -n`). The waiting connection stays in the kernel's
+/// queue, so the next `accept` fails again at once: a loop that simply goes back to `accept`
+/// spins, burning a core and writing thousands of log lines a second. Pausing gives connections
+/// time to close. Any other error is about one connection (a client that gave up before we
+/// accepted it, ECONNABORTED): the next one may be fine, so we go on at once.
+pub fn after_failed_accept(err: &io::Error) {
+    if out_of_resources(err) {
+        crate::log_error!("accept failed: {err}; not accepting for {ACCEPT_PAUSE:?}");
+        // Deliberate: this thread has nothing else to do until resources come back.
+        thread::sleep(ACCEPT_PAUSE);
+    } else {
+        crate::log_error!("accept failed: {err}");
+    }
+}
+// ANCHOR_END: failed_accept
+
+/// `shutting down (Ctrl-C or SIGTERM); closing the connections of 3 clients`: what lessons 07
+/// and 08 say when they stop.
+pub fn log_shutting_down(open_connections: usize) {
+    match open_connections {
+        0 => crate::log_line!("shutting down (Ctrl-C or SIGTERM); no clients connected"),
+        1 => crate::log_line!("shutting down (Ctrl-C or SIGTERM); closing the connection of 1 client"),
+        n => crate::log_line!("shutting down (Ctrl-C or SIGTERM); closing the connections of {n} clients"),
+    }
+}
 
 // ANCHOR: refuse
 /// The reply to a client over the connection cap (lessons 07 and 08), before the server hangs up.

@@ -56,3 +56,20 @@ fn a_megabyte_comes_back_intact_with_one_prefix_per_read() {
 fn a_port_in_use_is_reported_clearly() {
     common::assert_port_in_use_is_reported("01_echo_server");
 }
+
+/// Once its stdout is closed, every log line fails: the server still echoes, and exits with
+/// status 0 when its client leaves.
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    use socket_workbook::harness::client::ReadEnd;
+
+    let mut server = common::environment::start_with_stdout_closed(LESSON, &[]);
+    let mut client = Connection::connect(server.addr, Duration::from_secs(5)).unwrap();
+    client.send(b"hi").unwrap();
+    client.shutdown_write().unwrap();
+    let reply = client.read_to_end(Duration::from_secs(5));
+    assert_eq!(reply.end, ReadEnd::Closed);
+    assert_eq!(reply.bytes, b"Echo: hi");
+    server.assert_exits_successfully(Duration::from_secs(5));
+    server.finish();
+}

@@ -15,6 +15,7 @@ use socket_workbook::harness::{
 use socket_workbook::scenarios::frame::{self, frame};
 
 const LESSON: &str = env!("CARGO_BIN_EXE_04_length_prefix");
+const TIMEOUT: Duration = Duration::from_secs(5);
 const PYTHON_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/frame_echo_server.py");
 const PYTHON_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/frame_client.py");
 
@@ -216,4 +217,149 @@ fn a_python_frame_client_talks_to_the_server() {
             .any(|line| line.contains("header 00 00 01 2c, 300 bytes")),
         "{log:#?}"
     );
+}
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    use socket_workbook::harness::Connection;
+
+    let mut server = common::environment::start_with_stdout_closed(LESSON, &["server"]);
+    for message in [&b"one"[..], b"two"] {
+        let mut client = Connection::connect(server.addr, TIMEOUT).unwrap();
+        let sent = socket_workbook::frame::encode_frame(message).unwrap();
+        client.send(&sent).unwrap();
+        assert_eq!(client.read_exact(sent.len(), TIMEOUT).bytes, sent);
+    }
+    server.assert_still_running();
+    server.finish();
+}
+
+#[test]
+fn failed_accepts_pause_instead_of_spinning() {
+    common::environment::assert_failed_accepts_do_not_spin(LESSON, &["server"]);
+}
+
+/// A timeout per `read` is not a deadline. This client sends a 5-byte frame one byte every
+/// 200 ms: every read gets a byte well within the 1-second `--client-timeout`, but the frame
+/// takes 1.8 s in all. The server must give up on it when the frame's deadline passes, about a
+/// second after it started waiting, and then serve the next client.
+#[test]
+fn a_client_that_sends_a_byte_at_a_time_is_cut_off_at_the_deadline() {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpStream;
+    use std::thread;
+    use std::time::Instant;
+
+    let server = start_lesson(LESSON, &["server", "--client-timeout", "1"]).unwrap();
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    slow.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let started = Instant::now();
+    let mut dripping = slow.try_clone().unwrap();
+    let drip = thread::spawn(move || {
+        for byte in socket_workbook::frame::encode_frame(b"hello").unwrap() {
+            if dripping.write_all(&[byte]).is_err() {
+                return;
+            }
+            // Deliberately slow: the byte-a-minute client, sped up.
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    // The server closes the connection (end of stream, or a reset if a byte was unread).
+    let mut reply = Vec::new();
+    let _ = slow.read_to_end(&mut reply);
+    let cut_off_after = started.elapsed();
+    assert_eq!(reply, b"", "the slow client got an echo");
+    assert!(
+        cut_off_after >= Duration::from_millis(900) && cut_off_after < Duration::from_millis(1700),
+        "the slow client was disconnected after {cut_off_after:?}; its frame's deadline was 1 s"
+    );
+    drip.join().unwrap();
+    assert!(
+        server.wait_for_output("the deadline passed", TIMEOUT),
+        "the log should say why the client was disconnected"
+    );
+    // Next, please.
+    let mut next = socket_workbook::harness::Connection::connect(server.addr(), TIMEOUT).unwrap();
+    let sent = socket_workbook::frame::encode_frame(b"next").unwrap();
+    next.send(&sent).unwrap();
+    assert_eq!(next.read_exact(sent.len(), TIMEOUT).bytes, sent);
+}
+
+/// A header is a promise, not bytes: a header that announces 1 MiB followed by 100 bytes and
+/// the end of the stream must not cost a megabyte. `read_frame` grows the payload as bytes
+/// arrive. (This test binary counts every allocation its threads make; see `counting` below.)
+#[test]
+fn a_header_alone_does_not_allocate_what_it_announces() {
+    use socket_workbook::frame::{FrameError, encode_header, read_frame};
+
+    let mut wire = encode_header(1024 * 1024).to_vec();
+    wire.extend_from_slice(&[7u8; 100]);
+    let peak = counting::peak_during(|| {
+        let err = read_frame(&mut wire.as_slice(), 1024 * 1024).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TruncatedPayload { got: 100, .. }),
+            "{err:?}"
+        );
+    });
+    assert!(
+        peak < 64 * 1024,
+        "reading a 1 MiB header and 100 bytes allocated {peak} bytes at its peak"
+    );
+}
+
+/// Counts the bytes this test binary's threads hold allocated, per thread, so a test can ask
+/// how much one call allocated at its peak while other tests run in parallel.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    thread_local! {
+        static HELD: Cell<usize> = const { Cell::new(0) };
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn grew(bytes: usize) {
+        let _ = HELD.try_with(|held| {
+            held.set(held.get() + bytes);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(held.get())));
+        });
+    }
+
+    fn shrank(bytes: usize) {
+        let _ = HELD.try_with(|held| held.set(held.get().saturating_sub(bytes)));
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged; we only count.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            shrank(layout.size());
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            shrank(layout.size());
+            grew(new_size);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    /// The most bytes this thread held allocated during `work`, above what it held before.
+    pub fn peak_during(work: impl FnOnce()) -> usize {
+        let before = HELD.with(Cell::get);
+        PEAK.with(|peak| peak.set(before));
+        work();
+        PEAK.with(Cell::get) - before
+    }
 }

@@ -90,3 +90,18 @@ fn a_client_that_vanishes_does_not_stop_the_server() {
 fn a_port_in_use_is_reported_clearly() {
     common::assert_port_in_use_is_reported("05_kv_server");
 }
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    common::environment::assert_kv_server_survives_closed_stdout(LESSON);
+}
+
+#[test]
+fn failed_accepts_pause_instead_of_spinning() {
+    common::environment::assert_failed_accepts_do_not_spin(LESSON, &[]);
+}
+
+#[test]
+fn a_client_that_sends_a_byte_at_a_time_cannot_stretch_the_drain() {
+    common::environment::assert_drain_ends_by_its_deadline(LESSON);
+}

@@ -72,6 +72,16 @@ macro_rules! concurrent_kv_server_tests {
         }
 
         #[test]
+        fn a_closed_stdout_does_not_stop_the_server() {
+            common::environment::assert_kv_server_survives_closed_stdout($lesson);
+        }
+
+        #[test]
+        fn a_client_that_sends_a_byte_at_a_time_cannot_stretch_the_drain() {
+            common::environment::assert_drain_ends_by_its_deadline($lesson);
+        }
+
+        #[test]
         fn a_hundred_clients_at_once_each_get_their_own_replies() {
             common::concurrent::assert_hundred_clients_get_their_own_replies($lesson);
         }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod concurrent;
+pub mod environment;
 pub mod kv;
 
 use std::net::TcpListener;
