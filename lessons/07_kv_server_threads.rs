@@ -44,7 +44,7 @@ use socket_workbook::log_error;
 
 /// Lesson 07: a key-value store for many clients at once, one thread per connection.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs<65435>,

@@ -52,7 +52,7 @@ use socket_workbook::log_error;
 
 /// Lesson 08: a key-value store for many clients at once, in one thread, with an event loop.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs<65436>,

@@ -71,6 +71,14 @@ macro_rules! concurrent_kv_server_tests {
             common::kv::assert_server_survives_junk($lesson, &["--quiet"]);
         }
 
+        /// `--help` starts with the lesson's own line, not the crate's description.
+        #[test]
+        fn help_starts_with_the_lesson() {
+            let output = std::process::Command::new($lesson).arg("--help").output().unwrap();
+            let help = String::from_utf8_lossy(&output.stdout);
+            assert!(help.starts_with("Lesson 0"), "--help starts with: {help}");
+        }
+
         #[test]
         fn a_closed_stdout_does_not_stop_the_server() {
             common::environment::assert_kv_server_survives_closed_stdout($lesson);
