@@ -200,7 +200,9 @@ impl Drop for Slot {
 /// connection fails (`Err`).
 fn serve_client(conn: &mut TcpStream, store: &Mutex<Store>, log: &ConnectionLog) -> io::Result<()> {
     // Send each write at once: replies are already batched, so there is nothing to gain from
-    // letting the kernel hold them back (Nagle's algorithm), only up to 40 ms to lose.
+    // letting the kernel hold them back until the last write is acknowledged (Nagle's
+    // algorithm), and a client that delays its acknowledgements (delayed ACK) makes that wait
+    // 40 ms.
     conn.set_nodelay(true)?;
     // The bytes received and not answered yet: at most MAX_LINE + 1 (see src/line_buffer.rs).
     let mut inbox = LineBuffer::new(MAX_LINE);
