@@ -90,11 +90,14 @@ fn main() -> io::Result<()> {
     // ANCHOR: ctrl_c
     // Ctrl-C in the terminal sends SIGINT; `kill` and service managers send SIGTERM. The `ctrlc`
     // crate runs this closure on a thread of its own (not inside the signal handler), so it may
-    // print. Exiting closes every socket: the kernel refuses new connections at once, and each
-    // client reads the end of the stream. The store lives in memory only, so nothing needs saving;
-    // a reply being written at that very moment can be cut short, which a client sees as a
-    // connection that ended early. (A server that writes to disk would instead stop each
-    // connection thread after its current command and wait for them all.)
+    // print. Exiting closes every socket: the kernel refuses new connections at once. A client
+    // whose bytes we have all read gets a FIN and reads the end of the stream; a client whose
+    // commands still wait unread in our receive buffer (it pipelined more than we have read)
+    // gets a reset, sees "connection reset by peer", and loses the replies not yet delivered to
+    // it. The store lives in memory only, so nothing needs saving; a reply being written at
+    // that very moment can be cut short, which a client sees as a connection that ended early.
+    // (A server that writes to disk would instead stop each connection thread after its
+    // current command and wait for them all.)
     let open_at_exit = Arc::clone(&open);
     let installed = ctrlc::set_handler(move || {
         match open_at_exit.load(Ordering::SeqCst) {

@@ -309,9 +309,11 @@ impl Server {
             1 => println!("shutting down (Ctrl-C or SIGTERM); closing the connection of 1 client"),
             n => println!("shutting down (Ctrl-C or SIGTERM); closing the connections of {n} clients"),
         }
-        // Returning from `main` drops the server, which closes every socket: each client reads
-        // the end of the stream. Replies still in an outbox are lost; the store lives in memory
-        // only, so there is nothing to save.
+        // Returning from `main` drops the server, which closes every socket. A client whose
+        // bytes we have all read reads the end of the stream; one whose commands still wait
+        // unread in our receive buffer (back-pressure stopped us reading) is reset instead.
+        // Replies still in an outbox are lost; the store lives in memory only, so there is
+        // nothing to save.
     }
 }
 
