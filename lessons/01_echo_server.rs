@@ -77,9 +77,10 @@ fn serve_one_client(listen: &ListenArgs<65432>) -> io::Result<()> {
         // because nobody reads its log.
         log_line!("received {}", describe_chunk(chunk));
 
-        // Build the whole reply first and send it with one `write_all`, so a client that does a
-        // single read sees prefix and data together. (`write_all` loops: `write` may also send
-        // fewer bytes than asked.)
+        // Build the whole reply first and hand it over with one `write_all`: one system call,
+        // and no tiny packet holding only the prefix. The client may still read the reply in
+        // pieces, split anywhere, just as we read its bytes. (`write_all` calls `write` until
+        // every byte is taken: a `write` can stop short after a signal or a send timeout.)
         let mut reply = Vec::with_capacity(b"Echo: ".len() + n);
         reply.extend_from_slice(b"Echo: ");
         reply.extend_from_slice(chunk);

@@ -99,8 +99,9 @@ fn serve_forever(args: &Args) -> io::Result<()> {
 /// Answers every command `conn` sends, until the client closes the connection (`Ok`) or the
 /// connection fails (`Err`).
 fn serve_client(conn: &mut TcpStream, store: &mut Store, log: &ConnectionLog) -> io::Result<()> {
-    // Send each small reply at once. Otherwise the kernel may hold a reply back for up to 40 ms
-    // while it waits for the client to acknowledge the previous one (Nagle's algorithm).
+    // Send each small reply at once. Otherwise the kernel holds a reply back while the previous
+    // one is unacknowledged (Nagle's algorithm), and the client's kernel may delay that
+    // acknowledgement by 40 ms, hoping to send it with data (delayed ACK): together, a stall.
     conn.set_nodelay(true)?;
 
     // The start of a line whose `\n` has not arrived yet. Never longer than MAX_LINE.

@@ -95,11 +95,14 @@ fn serve_forever(args: &Args) -> io::Result<()> {
     // ANCHOR: ctrl_c
     // Ctrl-C in the terminal sends SIGINT; `kill` and service managers send SIGTERM. The `ctrlc`
     // crate runs this closure on a thread of its own (not inside the signal handler), so it may
-    // print. Exiting closes every socket: the kernel refuses new connections at once, and each
-    // client reads the end of the stream. The store lives in memory only, so nothing needs saving;
-    // a reply being written at that very moment can be cut short, which a client sees as a
-    // connection that ended early. (A server that writes to disk would instead stop each
-    // connection thread after its current command and wait for them all.)
+    // print. Exiting closes every socket: the kernel refuses new connections at once. A client
+    // whose bytes we have all read gets a FIN and reads the end of the stream; a client whose
+    // commands still wait unread in our receive buffer (it pipelined more than we have read)
+    // gets a reset, sees "connection reset by peer", and loses the replies not yet delivered to
+    // it. The store lives in memory only, so nothing needs saving; a reply being written at
+    // that very moment can be cut short, which a client sees as a connection that ended early.
+    // (A server that writes to disk would instead stop each connection thread after its
+    // current command and wait for them all.)
     let open_at_exit = Arc::clone(&open);
     let installed = ctrlc::set_handler(move || {
         lesson::log_shutting_down(open_at_exit.load(Ordering::SeqCst));
@@ -200,7 +203,9 @@ impl Drop for Slot {
 /// connection fails (`Err`).
 fn serve_client(conn: &mut TcpStream, store: &Mutex<Store>, log: &ConnectionLog) -> io::Result<()> {
     // Send each write at once: replies are already batched, so there is nothing to gain from
-    // letting the kernel hold them back (Nagle's algorithm), only up to 40 ms to lose.
+    // letting the kernel hold them back until the last write is acknowledged (Nagle's
+    // algorithm), and a client that delays its acknowledgements (delayed ACK) makes that wait
+    // 40 ms.
     conn.set_nodelay(true)?;
     // The bytes received and not answered yet: at most MAX_LINE + 1 (see src/line_buffer.rs).
     let mut inbox = LineBuffer::new(MAX_LINE);

@@ -312,9 +312,11 @@ impl Server {
 
     fn shut_down(&self) {
         lesson::log_shutting_down(self.clients.len());
-        // Returning from `main` drops the server, which closes every socket: each client reads
-        // the end of the stream. Replies still in an outbox are lost; the store lives in memory
-        // only, so there is nothing to save.
+        // Returning from `main` drops the server, which closes every socket. A client whose
+        // bytes we have all read reads the end of the stream; one whose commands still wait
+        // unread in our receive buffer (back-pressure stopped us reading) is reset instead.
+        // Replies still in an outbox are lost; the store lives in memory only, so there is
+        // nothing to save.
     }
 }
 

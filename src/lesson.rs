@@ -20,8 +20,9 @@ use crate::kv::Reply;
 /// `cargo run --bin 01_echo_server` needs no arguments; `--port 0` asks the kernel for any free port.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ListenArgs<const DEFAULT_PORT: u16> {
-    /// Address to listen on. 127.0.0.1 accepts connections from this machine only;
-    /// 0.0.0.0 accepts them from anywhere your firewall allows.
+    /// Address to listen on. 127.0.0.1 (IPv4) and ::1 (IPv6) accept connections from this machine
+    /// only; 0.0.0.0 (all IPv4 addresses) and :: (all IPv6 addresses, on Linux IPv4 too) from
+    /// anywhere your firewall allows.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// TCP port to listen on (0 = let the kernel choose a free one; the real port is printed).
@@ -161,9 +162,12 @@ pub fn exit_bind_failed(address: &str, err: &io::Error) -> ! {
             "another program (perhaps an earlier run of this lesson) is using that port; \
              stop it, or choose another port with --port (0 picks a free one)"
         }
-        io::ErrorKind::PermissionDenied => "ports below 1024 need extra privileges; use a port above 1024",
+        io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need root or, on Linux, the CAP_NET_BIND_SERVICE capability \
+             (or a lower net.ipv4.ip_unprivileged_port_start); use a port from 1024 up"
+        }
         io::ErrorKind::AddrNotAvailable => {
-            "that address does not belong to this machine; try --host 127.0.0.1"
+            "that address does not belong to this machine; try --host 127.0.0.1 or --host ::1"
         }
         _ => "check --host and --port",
     };
