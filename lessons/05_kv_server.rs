@@ -87,8 +87,9 @@ fn serve_forever(args: &Args) -> io::Result<()> {
         // Whatever happens to this connection, the server goes back to `accept` afterwards.
         match serve_client(&mut conn, &mut store, &log) {
             Ok(()) => log.line("disconnected"),
-            // Most often "connection reset by peer": the client vanished without a proper close
-            // (it crashed, or closed with our replies still unread). Its problem, not ours.
+            // Most often "connection reset by peer": the client closed, or its process ended,
+            // with our replies still unread, so its kernel answered with a reset instead of a
+            // normal close. Its problem, not ours.
             Err(err) => log.line(&format!("disconnected abruptly: {err}")),
         }
     }
