@@ -12,7 +12,8 @@
 //! cargo run --bin 08_kv_server_events                  # terminal 1 (Ctrl-C stops it)
 //! nc 127.0.0.1 65436                                   # terminal 2: connect, type nothing
 //! nc 127.0.0.1 65436                                   # terminal 3: SET a 1, GET a -- answered
-//! grep Threads /proc/$(pidof 08_kv_server_events)/status   # Threads: 2, however many clients
+//! pid=$(ss -Hltnp 'sport = :65436' | grep -o 'pid=[0-9]*' | cut -d= -f2)
+//! grep Threads /proc/$pid/status                      # Threads: 2, however many clients
 //! ```
 //!
 //! (The second thread is the `ctrlc` crate's, which waits for Ctrl-C; see `wake_on_ctrl_c`.)
