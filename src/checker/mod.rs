@@ -287,7 +287,7 @@ fn check_server(
 ) -> Result<Vec<ScenarioResult>, CannotRun> {
     let run_options = RunOptions {
         read_timeout: options.read_timeout,
-        check_logs: false,
+        ..RunOptions::learner()
     };
     let mut results = Vec::new();
     let mut never_started: Option<String> = None;
@@ -349,7 +349,7 @@ fn check_client(
 ) -> Result<Vec<ScenarioResult>, CannotRun> {
     let run_options = RunOptions {
         read_timeout: options.read_timeout,
-        check_logs: false,
+        ..RunOptions::learner()
     };
     let mut results = Vec::new();
     for scenario in scenarios {
