@@ -143,9 +143,19 @@ impl Default for CheckOptions {
 /// How one scenario went.
 #[derive(Debug)]
 pub enum Outcome {
-    Passed,
-    Failed { failure: Box<Failure>, hint: String },
-    NotRun { why: String },
+    /// Passed. `notes` says where the program chose another accepted behaviour than the
+    /// reference ("your server refuses an empty value ..."): remarks, never failures. Empty when
+    /// it behaved as the reference. A passed scenario with notes counts as passed everywhere.
+    Passed {
+        notes: Vec<String>,
+    },
+    Failed {
+        failure: Box<Failure>,
+        hint: String,
+    },
+    NotRun {
+        why: String,
+    },
 }
 
 impl Outcome {
@@ -153,6 +163,18 @@ impl Outcome {
     fn failed(failure: Box<Failure>, scenario_hint: Option<&str>) -> Outcome {
         let hint = hints::hint_for(&failure, scenario_hint);
         Outcome::Failed { failure, hint }
+    }
+
+    pub fn is_passed(&self) -> bool {
+        matches!(self, Outcome::Passed { .. })
+    }
+
+    /// The notes of a passed scenario; none for any other outcome.
+    pub fn notes(&self) -> &[String] {
+        match self {
+            Outcome::Passed { notes } => notes,
+            _ => &[],
+        }
     }
 }
 
@@ -173,11 +195,29 @@ pub struct StepReport {
 }
 
 impl StepReport {
+    /// Passed scenarios, those with notes included.
     pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.outcome.is_passed()).count()
+    }
+
+    /// Passed scenarios that have notes.
+    pub fn noted(&self) -> usize {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Passed))
+            .filter(|r| !r.outcome.notes().is_empty())
             .count()
+    }
+
+    /// Every note of the step, each once, in the order the scenarios ran (a choice that shows
+    /// in several scenarios is one note).
+    pub fn notes(&self) -> Vec<&str> {
+        let mut notes: Vec<&str> = Vec::new();
+        for note in self.results.iter().flat_map(|r| r.outcome.notes()) {
+            if !notes.contains(&note.as_str()) {
+                notes.push(note);
+            }
+        }
+        notes
     }
 
     pub fn total(&self) -> usize {
@@ -328,7 +368,9 @@ fn check_server(
                     Outcome::failed(failure, Some(hints::DID_NOT_LISTEN))
                 }
                 Ok(mut server) => match run_scenario(&mut server, scenario, &run_options) {
-                    Ok(_) => Outcome::Passed,
+                    Ok(transcript) => Outcome::Passed {
+                        notes: transcript.notes,
+                    },
                     Err(failure) => Outcome::failed(failure, scenario.hint),
                 },
             }
@@ -372,7 +414,7 @@ fn check_client(
                 .collect();
             }
             match run_client_scenario(&command, scenario, &run_options) {
-                Ok(_) => Outcome::Passed,
+                Ok(run) => Outcome::Passed { notes: run.notes },
                 Err(failure) if failure.step_number == 0 && failure.expected.contains("to start") => {
                     return Err(CannotRun(format!(
                         "could not start {:?}: {}",
