@@ -41,6 +41,8 @@ pub struct CheckStep {
     /// An example command line.
     pub example: &'static str,
     pub kind: StepKind,
+    /// What to tell a learner in the situations every step shares, in this step's words.
+    pub hints: hints::StepHints,
 }
 
 impl CheckStep {
@@ -62,6 +64,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "accepts one client, answers every read with \"Echo: \" and the bytes read, exits when the client closes",
             example: "python3 echo_server.py {port}",
             kind: StepKind::Server(scenarios::echo::all),
+            hints: hints::ECHO_SERVER,
         },
         CheckStep {
             name: "echo-client",
@@ -69,6 +72,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "sends its command-line argument, prints the reply; a refused connection is one clear error line",
             example: "python3 echo_client.py --port {port}",
             kind: StepKind::Client(scenarios::echo::client_all),
+            hints: hints::ECHO_CLIENT,
         },
         CheckStep {
             name: "time-server",
@@ -76,6 +80,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "sends every client the local time (RFC 3339 with offset) and a newline, closes, serves the next",
             example: "python3 time_server.py --port {port}",
             kind: StepKind::Server(scenarios::time::all),
+            hints: hints::TIME_SERVER,
         },
         CheckStep {
             name: "length-prefix-server",
@@ -83,6 +88,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; rejects larger headers",
             example: "python3 frame_server.py --port {port}",
             kind: StepKind::Server(scenarios::frame::all),
+            hints: hints::FRAME_SERVER,
         },
         CheckStep {
             name: "kv-server",
@@ -90,6 +96,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "the key-value protocol: SET/GET/DELETE lines, one reply line each, ERROR for anything wrong, one store for all clients",
             example: "python3 kv_server.py --port {port}",
             kind: StepKind::Server(scenarios::kv::all),
+            hints: hints::KV_SERVER,
         },
         CheckStep {
             name: "kv-client",
@@ -97,6 +104,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "sends its arguments as one command line, prints the reply line, exits 0 (OK or a value) or 1 (ERROR)",
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),
+            hints: hints::KV_CLIENT,
         },
         CheckStep {
             name: "concurrent-kv-server",
@@ -104,6 +112,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "the kv-server protocol for many clients at once: neither an idle client nor one that reads none of its replies holds up anybody",
             example: "python3 kv_server_threads.py --port {port}",
             kind: StepKind::Server(scenarios::concurrency::kv_server_all),
+            hints: hints::KV_SERVER,
         },
     ]
 }
@@ -160,8 +169,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// A failure, with the hint that fits it best (see [`hints::hint_for`]).
-    fn failed(failure: Box<Failure>, scenario_hint: Option<&str>) -> Outcome {
-        let hint = hints::hint_for(&failure, scenario_hint);
+    fn failed(failure: Box<Failure>, scenario_hint: Option<&str>, step_hints: &hints::StepHints) -> Outcome {
+        let hint = hints::hint_for(&failure, scenario_hint, step_hints);
         Outcome::Failed { failure, hint }
     }
 
@@ -271,8 +280,8 @@ pub fn check(step: &CheckStep, command: &[String], options: &CheckOptions) -> Re
     }
     let started = Instant::now();
     let results = match step.kind {
-        StepKind::Server(all) => check_server(&select(all(), |s| s.name, options), command, options)?,
-        StepKind::Client(all) => check_client(&select(all(), |s| s.name, options), command, options)?,
+        StepKind::Server(all) => check_server(step, &select(all(), |s| s.name, options), command, options)?,
+        StepKind::Client(all) => check_client(step, &select(all(), |s| s.name, options), command, options)?,
     };
     Ok(StepReport {
         step: step.name,
@@ -321,6 +330,7 @@ fn command_for(command: &[String], port: u16, options: &CheckOptions) -> Command
 }
 
 fn check_server(
+    step: &CheckStep,
     scenarios: &[Scenario],
     command: &[String],
     options: &CheckOptions,
@@ -365,13 +375,13 @@ fn check_server(
                         stderr_tail: err.stderr_tail,
                         missing_newline: false,
                     });
-                    Outcome::failed(failure, Some(hints::DID_NOT_LISTEN))
+                    Outcome::failed(failure, Some(hints::DID_NOT_LISTEN), &step.hints)
                 }
                 Ok(mut server) => match run_scenario(&mut server, scenario, &run_options) {
                     Ok(transcript) => Outcome::Passed {
                         notes: transcript.notes,
                     },
-                    Err(failure) => Outcome::failed(failure, scenario.hint),
+                    Err(failure) => Outcome::failed(failure, scenario.hint, &step.hints),
                 },
             }
         };
@@ -385,6 +395,7 @@ fn check_server(
 }
 
 fn check_client(
+    step: &CheckStep,
     scenarios: &[ClientScenario],
     command: &[String],
     options: &CheckOptions,
@@ -421,7 +432,7 @@ fn check_client(
                         command[0], failure.detail
                     )));
                 }
-                Err(failure) => Outcome::failed(failure, scenario.hint),
+                Err(failure) => Outcome::failed(failure, scenario.hint, &step.hints),
             }
         };
         results.push(ScenarioResult {
