@@ -36,7 +36,8 @@ pub struct CheckStep {
     pub name: &'static str,
     /// The reference lessons, which pass every scenario: `["05_kv_server"]`.
     pub lessons: &'static [&'static str],
-    /// One line: what a program must do to pass.
+    /// One line: what a program must do to pass, naming every detail the step fixes (where a
+    /// detail is left open, the scenarios accept each reasonable choice).
     pub expects: &'static str,
     /// An example command line.
     pub example: &'static str,
@@ -61,7 +62,8 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "echo-server",
             lessons: &["01_echo_server"],
-            expects: "accepts one client, answers every read with \"Echo: \" and the bytes read, exits when the client closes",
+            expects: "answers every read with \"Echo: \" and exactly the bytes read, reading up to 1024 bytes at a time \
+                      (like recv(1024)); when its client closes, exits (or serves the next client)",
             example: "python3 echo_server.py {port}",
             kind: StepKind::Server(scenarios::echo::all),
             hints: hints::ECHO_SERVER,
@@ -69,7 +71,8 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "echo-client",
             lessons: &["02_echo_client"],
-            expects: "sends its command-line argument, prints the reply; a refused connection is one clear error line",
+            expects: "sends its command-line argument, prints the reply; a refused connection is one clear error line \
+                      and a non-zero exit code",
             example: "python3 echo_client.py --port {port}",
             kind: StepKind::Client(scenarios::echo::client_all),
             hints: hints::ECHO_CLIENT,
@@ -77,7 +80,8 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "time-server",
             lessons: &["03_time_server"],
-            expects: "sends every client the local time (RFC 3339 with offset) and a newline, closes, serves the next",
+            expects: "sends every client the current time as soon as it connects (like 2026-11-25T14:03:07+01:00, or \
+                      local time without the offset), then closes the connection (a final newline is optional); serves the next",
             example: "python3 time_server.py --port {port}",
             kind: StepKind::Server(scenarios::time::all),
             hints: hints::TIME_SERVER,
@@ -85,7 +89,8 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "length-prefix-server",
             lessons: &["04_length_prefix"],
-            expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; rejects larger headers",
+            expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; closes the \
+                      connection without a word on a larger header or a stream that ends inside a frame; serves the next client",
             example: "python3 frame_server.py --port {port}",
             kind: StepKind::Server(scenarios::frame::all),
             hints: hints::FRAME_SERVER,
@@ -93,7 +98,8 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "kv-server",
             lessons: &["05_kv_server"],
-            expects: "the key-value protocol: SET/GET/DELETE lines, one reply line each, ERROR for anything wrong, one store for all clients",
+            expects: "the key-value protocol: SET/GET/DELETE lines ending in \\n or \\r\\n, one reply line each (OK, the \
+                      value, or ERROR for anything wrong), lines of up to 64 KiB, one store for all clients",
             example: "python3 kv_server.py --port {port}",
             kind: StepKind::Server(scenarios::kv::all),
             hints: hints::KV_SERVER,
@@ -101,7 +107,8 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "kv-client",
             lessons: &["06_kv_client"],
-            expects: "sends its arguments as one command line, prints the reply line, exits 0 (OK or a value) or 1 (ERROR)",
+            expects: "sends its arguments as one command line ending in \\n, prints the reply line, exits 0 (OK or a \
+                      value) or 1 (ERROR)",
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),
             hints: hints::KV_CLIENT,
