@@ -9,6 +9,18 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use serde_json::Value;
 use socket_workbook::checker::steps;
+use socket_workbook::harness::client_scenario::NOTE_ERROR_ON_STDOUT;
+use socket_workbook::harness::scenario::{NOTE_TIME_WITHOUT_NEWLINE, NOTE_TIME_WITHOUT_OFFSET};
+use socket_workbook::scenarios::echo::NOTE_SERVES_THE_NEXT_CLIENT;
+use socket_workbook::scenarios::kv::{
+    NOTE_BYTES_STORED_AS_THEY_CAME, NOTE_CASE_SENSITIVE_COMMANDS, NOTE_COMMAND_ENDS_WITH_CRLF,
+    NOTE_DELETE_OF_MISSING_KEY_OK, NOTE_EMPTY_VALUE_REFUSED, NOTE_LONG_LINE_KEEPS_CONNECTION,
+};
+
+/// A POSIX time zone five and a half hours east of UTC, given to the checker (and so to the
+/// program it runs) as `TZ`: a time zone that is not UTC on every machine, CI included, so that
+/// local time and UTC tell apart. A POSIX rule needs no time zone database.
+const NOT_UTC: &str = "XST-5:30";
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,8 +38,23 @@ fn workbook() -> Command {
 
 /// Runs `workbook check STEP --json -- COMMAND...`; returns the exit code and the JSON report.
 fn check_json(step: &str, command: &[&str]) -> (i32, Value) {
-    let output = workbook()
-        .args(["check", step, "--timeout", "1", "--json", "--"])
+    check_json_in(workbook(), &[], step, command)
+}
+
+/// The same, with the checker (and the program it runs) in time zone `tz`.
+fn check_json_in_zone(tz: &str, step: &str, command: &[&str]) -> (i32, Value) {
+    let mut checker = workbook();
+    checker.env("TZ", tz);
+    check_json_in(checker, &[], step, command)
+}
+
+/// The same, with `checker` set up beforehand (its environment, say) and `options` for `check`
+/// (`--only NAME`, say).
+fn check_json_in(mut checker: Command, options: &[&str], step: &str, command: &[&str]) -> (i32, Value) {
+    let output = checker
+        .args(["check", step, "--timeout", "1", "--json"])
+        .args(options)
+        .arg("--")
         .args(command)
         .output()
         .unwrap();
@@ -52,8 +79,44 @@ fn failures(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The notes of the passed scenarios, by scenario name, in the order they ran.
+fn notes(report: &Value) -> Vec<(String, String)> {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("note").is_some())
+        .map(|s| {
+            assert_eq!(s["status"], "passed", "only a passed scenario has a note: {s:#}");
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["note"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `(scenario, note)` pairs as `notes` returns them.
+fn noted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(scenario, note)| (scenario.to_string(), note.to_string()))
+        .collect()
+}
+
+/// The step passes every scenario, and the notes are exactly `expected`.
+fn assert_passes_with_notes(report: &Value, code: i32, expected: &[(&str, &str)]) {
+    assert_eq!(code, 0, "a correct program must pass: {report:#}");
+    assert_eq!(report["passed"], report["total"], "{report:#}");
+    assert_eq!(notes(report), noted(expected), "{report:#}");
+}
+
 fn assert_caught(step: &str, command: &[&str], scenario: &str, hint_words: &str) {
     let (code, report) = check_json(step, command);
+    assert_caught_in(code, report, scenario, hint_words);
+}
+
+fn assert_caught_in(code: i32, report: Value, scenario: &str, hint_words: &str) {
     assert_eq!(code, 1, "a broken program must fail: {report:#}");
     let failed = failures(&report);
     let (_, hint) = failed
@@ -90,6 +153,8 @@ fn our_own_lessons_pass_every_step() {
             let (code, report) = check_json(step.name, &[command, &["--port", "{port}"]].concat());
             assert_eq!(code, 0, "{} against {lesson}: {report:#}", step.name);
             assert_eq!(report["passed"], report["total"]);
+            // The lessons are the reference: no note, ever.
+            assert_eq!(notes(&report), [], "{} against {lesson}: {report:#}", step.name);
         }
     }
 }
@@ -136,6 +201,8 @@ fn correct_python_solutions_pass() {
     ] {
         let (code, report) = check_json(step, &command);
         assert_eq!(code, 0, "{step}: {report:#}");
+        // These fixtures make the lessons' choices: nothing to remark on.
+        assert_eq!(notes(&report), [], "{step}: {report:#}");
     }
 }
 
@@ -213,12 +280,164 @@ fn broken_echo_clients_are_caught_with_the_right_hint() {
     );
 }
 
+/// Time servers that are wrong, not merely different, still fail: garbage, a server that stops
+/// after one client, a connection left open, and UTC passed off as local time (checked in a zone
+/// that is not UTC, where the two differ). Every hint is a time server's: nothing about commands.
 #[test]
 fn broken_time_servers_are_caught_with_the_right_hint() {
     let time = fixture("time_server.py");
     let run = |bug: &'static str| ["python3", time.as_str(), "--port", "{port}", "--bug", bug];
-    assert_caught("time-server", &run("ctime"), "one-client", "RFC 3339");
-    assert_caught("time-server", &run("one-client"), "three-clients", "accept");
+    for (bug, scenario, hint_words) in [
+        ("ctime", "one-client", "RFC 3339"),
+        ("one-client", "three-clients", "accept"),
+        ("no-close", "one-client", "then close the connection"),
+    ] {
+        let (code, report) = check_json("time-server", &run(bug));
+        assert_no_command_hints(&report);
+        assert_caught_in(code, report, scenario, hint_words);
+    }
+    let (code, report) = check_json_in_zone(NOT_UTC, "time-server", &run("utc-without-offset"));
+    assert_no_command_hints(&report);
+    let reason = report["scenarios"][0]["failure"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("has no UTC offset")
+            && reason.contains("(UTC+05:30)")
+            && reason.contains("right as UTC"),
+        "the reason should explain the zone: {report:#}"
+    );
+    assert_caught_in(code, report, "one-client", "offset from UTC");
+}
+
+/// A time server's report never gives a key-value server's advice.
+fn assert_no_command_hints(report: &Value) {
+    for (scenario, hint) in failures(report) {
+        assert!(
+            !hint.contains("command"),
+            "{scenario}: a key-value hint for a time server: {hint}"
+        );
+    }
+}
+
+/// The seed assignment's own time server (local time without an offset, microseconds, no
+/// newline, then close) is correct: it passes, with notes. Checked in a zone that is not UTC, so
+/// that reading its time as local time, not as UTC, is what makes it pass.
+#[test]
+fn the_seed_time_server_passes_with_notes() {
+    let seed = fixture("seed_time_server.py");
+    let (code, report) = check_json_in_zone(NOT_UTC, "time-server", &["python3", &seed, "{port}"]);
+    let both = format!("{NOTE_TIME_WITHOUT_OFFSET}; {NOTE_TIME_WITHOUT_NEWLINE}");
+    assert_passes_with_notes(&report, code, &[("one-client", &both), ("three-clients", &both)]);
+}
+
+/// An echo server that goes back to accept the next client instead of exiting (lesson 01's
+/// exercise 2) is correct: every scenario passes, with a note, once a second client is served.
+#[test]
+fn an_echo_server_that_serves_the_next_client_passes_with_notes() {
+    let echo = fixture("echo_server.py");
+    let (code, report) = check_json(
+        "echo-server",
+        &["python3", &echo, "{port}", "--choice", "serve-forever"],
+    );
+    let note = NOTE_SERVES_THE_NEXT_CLIENT;
+    assert_passes_with_notes(
+        &report,
+        code,
+        &[
+            ("greeting", note),
+            ("all-byte-values", note),
+            ("three-messages", note),
+            ("half-close", note),
+        ],
+    );
+}
+
+/// A key-value server that decides differently from lesson 05 wherever the protocol leaves it
+/// open (stores bytes that are not UTF-8 as they came, as Redis does; refuses empty values; takes
+/// upper-case commands only; answers OK to DELETE of a missing key; keeps the connection after a
+/// line that is too long) is correct: every scenario passes, and the one that shows each choice
+/// says so in a note.
+#[test]
+fn kv_servers_that_choose_differently_pass_with_notes() {
+    let server = fixture("kv_server.py");
+    let mut command = vec!["python3", server.as_str(), "--port", "{port}"];
+    for choice in [
+        "binary-safe",
+        "refuse-empty-value",
+        "upper-case-only",
+        "delete-missing-ok",
+        "keep-open-after-long-line",
+    ] {
+        command.extend(["--choice", choice]);
+    }
+    let (code, report) = check_json("kv-server", &command);
+    assert_passes_with_notes(
+        &report,
+        code,
+        &[
+            ("missing-key", NOTE_DELETE_OF_MISSING_KEY_OK),
+            ("empty-value", NOTE_EMPTY_VALUE_REFUSED),
+            ("mixed-case-commands", NOTE_CASE_SENSITIVE_COMMANDS),
+            ("invalid-utf8", NOTE_BYTES_STORED_AS_THEY_CAME),
+            ("line-too-long", NOTE_LONG_LINE_KEEPS_CONNECTION),
+        ],
+    );
+}
+
+/// Storing a value that is not UTF-8 is a choice; changing it on the way is a bug: a server that
+/// decodes with replacement characters fails, and the hint says why.
+#[test]
+fn a_kv_server_that_mangles_bytes_is_caught() {
+    let server = fixture("kv_server.py");
+    let command = [
+        "python3",
+        server.as_str(),
+        "--port",
+        "{port}",
+        "--bug",
+        "replace-undecodable",
+    ];
+    let (code, report) = check_json_in(workbook(), &["--only", "invalid-utf8"], "kv-server", &command);
+    assert_eq!(report["total"], 1, "{report:#}");
+    assert_caught_in(code, report, "invalid-utf8", "never replace bytes");
+}
+
+/// A key-value client that ends its command with `\r\n`, and reports its own errors on stdout,
+/// is correct too.
+#[test]
+fn a_kv_client_that_chooses_differently_passes_with_notes() {
+    let client = fixture("kv_client.py");
+    let (code, report) = check_json(
+        "kv-client",
+        &[
+            "python3",
+            &client,
+            "--port",
+            "{port}",
+            "--choice",
+            "crlf",
+            "--choice",
+            "errors-on-stdout",
+        ],
+    );
+    let crlf = NOTE_COMMAND_ENDS_WITH_CRLF;
+    let both = format!("{crlf}; {NOTE_ERROR_ON_STDOUT}");
+    assert_passes_with_notes(
+        &report,
+        code,
+        &[
+            ("set", crlf),
+            ("get", crlf),
+            ("get-missing", crlf),
+            ("bare-error", crlf),
+            ("value-with-spaces", crlf),
+            ("delete", crlf),
+            ("no-reply", &both),
+            ("connection-refused", NOTE_ERROR_ON_STDOUT),
+        ],
+    );
 }
 
 #[test]
@@ -321,8 +540,9 @@ fn programs_with(marker: &str) -> Vec<String> {
     found
 }
 
-/// A class of five: a correct solution, a hanging one, a crashing one, a missing commands file,
-/// and a command that does not exist. The table is complete and nothing is left running.
+/// A class of six: a correct solution, a hanging one, a crashing one, a missing commands file, a
+/// command that does not exist, and a correct time server that makes other choices than the
+/// lesson (the seed's). The table is complete, the notes are in it, and nothing is left running.
 #[test]
 fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     let class = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("class-{}", std::process::id()));
@@ -330,7 +550,8 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     let marker = format!("grade-marker-{}", std::process::id());
     let echo = fixture("echo_server.py");
     let time = fixture("time_server.py");
-    let students: [(&str, Option<String>); 5] = [
+    let seed_time = fixture("seed_time_server.py");
+    let students: [(&str, Option<String>); 6] = [
         (
             "alice",
             Some(format!(
@@ -353,6 +574,10 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         (
             "erin",
             Some("echo-server: ./no-such-program {port}\n".to_string()),
+        ),
+        (
+            "frank",
+            Some(format!("time-server: python3 {seed_time} {{port}}\n")),
         ),
     ];
     for (name, commands) in &students {
@@ -389,14 +614,27 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     assert!(row("carol").contains("unknown step \"kv-sever\""), "{table}");
     assert!(row("dave").contains("no workbook-commands.txt"), "{table}");
     assert!(row("erin").starts_with("| erin | 0/4 |"), "{table}");
+    // Notes are remarks, not lost points.
+    let frank_notes =
+        format!("time-server: {NOTE_TIME_WITHOUT_OFFSET}; time-server: {NOTE_TIME_WITHOUT_NEWLINE}");
+    assert_eq!(
+        row("frank"),
+        format!("| frank | — | 2/2 | 2/2 | {frank_notes} |"),
+        "{table}"
+    );
 
     let csv = std::fs::read_to_string(class.join("grades.csv")).unwrap();
     assert_eq!(
         csv.lines().next(),
-        Some("student,echo-server,time-server,passed,total")
+        Some("student,echo-server,time-server,passed,total,notes")
     );
-    assert!(csv.lines().any(|l| l == "alice,4/4,2/2,6,6"), "{csv}");
-    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.lines().any(|l| l == "alice,4/4,2/2,6,6,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l == format!("frank,—,2/2,2,2,\"{}\"", frank_notes.replace('"', "\"\""))),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 7, "{csv}");
 
     assert!(
         !program_running(&marker),
@@ -408,11 +646,15 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
 /// The report a learner sees, recorded for the book: with the fixture's folder and the timing
 /// replaced by stable text.
 fn recorded_report(step: &str, only: &str, command: &[&str]) -> String {
+    recorded_report_with_code(1, step, only, command)
+}
+
+fn recorded_report_with_code(code: i32, step: &str, only: &str, command: &[&str]) -> String {
     let output = workbook()
         .args(["check", step, "--timeout", "1", "--only", only, "--"])
         .args(command)
         .assert()
-        .code(1)
+        .code(code)
         .get_output()
         .stdout
         .clone();
@@ -559,4 +801,33 @@ fn report_of_a_kv_server_that_keeps_only_the_first_word() {
         ],
     );
     insta::assert_snapshot!("report-kv-first-word-value", report);
+}
+
+/// A note, as a learner sees it: the ✓, the note under it, and the count.
+#[test]
+fn report_of_a_kv_server_that_refuses_empty_values() {
+    let server = fixture("kv_server.py");
+    let report = recorded_report_with_code(
+        0,
+        "kv-server",
+        "empty-value",
+        &[
+            "python3",
+            &server,
+            "--port",
+            "{port}",
+            "--choice",
+            "refuse-empty-value",
+        ],
+    );
+    assert!(
+        report.contains("  ✓ empty-value  ")
+            && report.contains(&format!("      note: {NOTE_EMPTY_VALUE_REFUSED}\n")),
+        "{report}"
+    );
+    assert!(
+        report.contains("1 of 1 scenarios passed, 1 of them with a note"),
+        "{report}"
+    );
+    insta::assert_snapshot!("report-kv-empty-value-refused", report);
 }

@@ -103,6 +103,15 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The notes of the step's passed scenarios (other accepted choices than the reference's),
+    /// each once.
+    pub fn notes(&self) -> Vec<&str> {
+        match self {
+            Cell::Ran(report) => report.notes(),
+            _ => Vec::new(),
+        }
+    }
+
     fn text(&self) -> String {
         match self {
             Cell::Ran(report) => format!("{}/{}", report.passed(), report.total()),
@@ -118,6 +127,33 @@ pub struct StudentGrade {
     /// One cell per step of the table, in the table's order.
     pub cells: Vec<Cell>,
     pub elapsed: Duration,
+}
+
+impl StudentGrade {
+    /// What the instructor should know beside the numbers, one entry each: problems with the
+    /// commands file, steps that could not run or ran out of time, and the notes of passed
+    /// scenarios (`kv-server: your server refuses an empty value ...`). `steps` are the table's.
+    pub fn notes(&self, steps: &[CheckStep]) -> Vec<String> {
+        let mut notes = self.student.problems.clone();
+        for (step, cell) in steps.iter().zip(&self.cells) {
+            match cell {
+                Cell::CannotRun(why) => notes.push(format!("{}: {why}", step.name)),
+                Cell::Ran(report) if report.never_started() => {
+                    notes.push(format!("{}: the program never started listening", step.name));
+                }
+                Cell::Ran(report) if report.ran_out_of_time() => {
+                    notes.push(format!("{}: time limit reached", step.name));
+                }
+                _ => {}
+            }
+            notes.extend(
+                cell.notes()
+                    .into_iter()
+                    .map(|note| format!("{}: {note}", step.name)),
+            );
+        }
+        notes
+    }
 }
 
 /// How to grade.
@@ -223,28 +259,15 @@ pub fn markdown(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
         for cell in &grade.cells {
             out.push_str(&format!(" {} |", cell.text()));
         }
-        let mut notes = grade.student.problems.clone();
-        for (step, cell) in steps.iter().zip(&grade.cells) {
-            match cell {
-                Cell::CannotRun(why) => notes.push(format!("{}: {why}", step.name)),
-                Cell::Ran(report) if report.never_started() => {
-                    notes.push(format!("{}: the program never started listening", step.name));
-                }
-                Cell::Ran(report) if report.ran_out_of_time() => {
-                    notes.push(format!("{}: time limit reached", step.name));
-                }
-                _ => {}
-            }
-        }
         out.push_str(&format!(
             " {passed}/{total} | {} |\n",
-            notes.join("; ").replace('|', "\\|")
+            grade.notes(steps).join("; ").replace('|', "\\|")
         ));
     }
     out
 }
 
-/// The same table as CSV.
+/// The same table as CSV, with the notes column last.
 pub fn csv(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
     let quote = |field: &str| {
         if field.contains([',', '"', '\n']) {
@@ -257,7 +280,7 @@ pub fn csv(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
     for step in steps {
         out.push_str(&format!(",{}", step.name));
     }
-    out.push_str(",passed,total\n");
+    out.push_str(",passed,total,notes\n");
     for grade in grades {
         let (passed, total) = totals(grade);
         out.push_str(&quote(&grade.student.name));
@@ -265,7 +288,10 @@ pub fn csv(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
             out.push(',');
             out.push_str(&quote(&cell.text()));
         }
-        out.push_str(&format!(",{passed},{total}\n"));
+        out.push_str(&format!(
+            ",{passed},{total},{}\n",
+            quote(&grade.notes(steps).join("; "))
+        ));
     }
     out
 }

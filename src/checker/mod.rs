@@ -36,11 +36,14 @@ pub struct CheckStep {
     pub name: &'static str,
     /// The reference lessons, which pass every scenario: `["05_kv_server"]`.
     pub lessons: &'static [&'static str],
-    /// One line: what a program must do to pass.
+    /// One line: what a program must do to pass, naming every detail the step fixes (where a
+    /// detail is left open, the scenarios accept each reasonable choice).
     pub expects: &'static str,
     /// An example command line.
     pub example: &'static str,
     pub kind: StepKind,
+    /// What to tell a learner in the situations every step shares, in this step's words.
+    pub hints: hints::StepHints,
 }
 
 impl CheckStep {
@@ -59,44 +62,56 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "echo-server",
             lessons: &["01_echo_server"],
-            expects: "accepts one client, answers every read with \"Echo: \" and the bytes read, exits when the client closes",
+            expects: "answers every read with \"Echo: \" and exactly the bytes read, reading up to 1024 bytes at a time \
+                      (like recv(1024)); when its client closes, exits (or serves the next client)",
             example: "python3 echo_server.py {port}",
             kind: StepKind::Server(scenarios::echo::all),
+            hints: hints::ECHO_SERVER,
         },
         CheckStep {
             name: "echo-client",
             lessons: &["02_echo_client"],
-            expects: "sends its command-line argument, prints the reply; a refused connection is one clear error line",
+            expects: "sends its command-line argument, prints the reply; a refused connection is one clear error line \
+                      and a non-zero exit code",
             example: "python3 echo_client.py --port {port}",
             kind: StepKind::Client(scenarios::echo::client_all),
+            hints: hints::ECHO_CLIENT,
         },
         CheckStep {
             name: "time-server",
             lessons: &["03_time_server"],
-            expects: "sends every client the local time (RFC 3339 with offset) and a newline, closes, serves the next",
+            expects: "sends every client the current time as soon as it connects (like 2026-11-25T14:03:07+01:00, or \
+                      local time without the offset), then closes the connection (a final newline is optional); serves the next",
             example: "python3 time_server.py --port {port}",
             kind: StepKind::Server(scenarios::time::all),
+            hints: hints::TIME_SERVER,
         },
         CheckStep {
             name: "length-prefix-server",
             lessons: &["04_length_prefix"],
-            expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; rejects larger headers",
+            expects: "echoes every frame (4-byte big-endian length + payload, up to 1 MiB) as a frame; closes the \
+                      connection without a word on a larger header or a stream that ends inside a frame; serves the next client",
             example: "python3 frame_server.py --port {port}",
             kind: StepKind::Server(scenarios::frame::all),
+            hints: hints::FRAME_SERVER,
         },
         CheckStep {
             name: "kv-server",
             lessons: &["05_kv_server"],
-            expects: "the key-value protocol: SET/GET/DELETE lines, one reply line each, ERROR for anything wrong, one store for all clients",
+            expects: "the key-value protocol: SET/GET/DELETE lines ending in \\n or \\r\\n, one reply line each (OK, the \
+                      value, or ERROR for anything wrong), lines of up to 64 KiB, one store for all clients",
             example: "python3 kv_server.py --port {port}",
             kind: StepKind::Server(scenarios::kv::all),
+            hints: hints::KV_SERVER,
         },
         CheckStep {
             name: "kv-client",
             lessons: &["06_kv_client"],
-            expects: "sends its arguments as one command line, prints the reply line, exits 0 (OK or a value) or 1 (ERROR)",
+            expects: "sends its arguments as one command line ending in \\n, prints the reply line, exits 0 (OK or a \
+                      value) or 1 (ERROR)",
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),
+            hints: hints::KV_CLIENT,
         },
         CheckStep {
             name: "concurrent-kv-server",
@@ -104,6 +119,7 @@ pub fn steps() -> Vec<CheckStep> {
             expects: "the kv-server protocol for many clients at once: neither an idle client nor one that reads none of its replies holds up anybody",
             example: "python3 kv_server_threads.py --port {port}",
             kind: StepKind::Server(scenarios::concurrency::kv_server_all),
+            hints: hints::KV_SERVER,
         },
     ]
 }
@@ -143,16 +159,38 @@ impl Default for CheckOptions {
 /// How one scenario went.
 #[derive(Debug)]
 pub enum Outcome {
-    Passed,
-    Failed { failure: Box<Failure>, hint: String },
-    NotRun { why: String },
+    /// Passed. `notes` says where the program chose another accepted behaviour than the
+    /// reference ("your server refuses an empty value ..."): remarks, never failures. Empty when
+    /// it behaved as the reference. A passed scenario with notes counts as passed everywhere.
+    Passed {
+        notes: Vec<String>,
+    },
+    Failed {
+        failure: Box<Failure>,
+        hint: String,
+    },
+    NotRun {
+        why: String,
+    },
 }
 
 impl Outcome {
     /// A failure, with the hint that fits it best (see [`hints::hint_for`]).
-    fn failed(failure: Box<Failure>, scenario_hint: Option<&str>) -> Outcome {
-        let hint = hints::hint_for(&failure, scenario_hint);
+    fn failed(failure: Box<Failure>, scenario_hint: Option<&str>, step_hints: &hints::StepHints) -> Outcome {
+        let hint = hints::hint_for(&failure, scenario_hint, step_hints);
         Outcome::Failed { failure, hint }
+    }
+
+    pub fn is_passed(&self) -> bool {
+        matches!(self, Outcome::Passed { .. })
+    }
+
+    /// The notes of a passed scenario; none for any other outcome.
+    pub fn notes(&self) -> &[String] {
+        match self {
+            Outcome::Passed { notes } => notes,
+            _ => &[],
+        }
     }
 }
 
@@ -173,11 +211,29 @@ pub struct StepReport {
 }
 
 impl StepReport {
+    /// Passed scenarios, those with notes included.
     pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.outcome.is_passed()).count()
+    }
+
+    /// Passed scenarios that have notes.
+    pub fn noted(&self) -> usize {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Passed))
+            .filter(|r| !r.outcome.notes().is_empty())
             .count()
+    }
+
+    /// Every note of the step, each once, in the order the scenarios ran (a choice that shows
+    /// in several scenarios is one note).
+    pub fn notes(&self) -> Vec<&str> {
+        let mut notes: Vec<&str> = Vec::new();
+        for note in self.results.iter().flat_map(|r| r.outcome.notes()) {
+            if !notes.contains(&note.as_str()) {
+                notes.push(note);
+            }
+        }
+        notes
     }
 
     pub fn total(&self) -> usize {
@@ -231,8 +287,8 @@ pub fn check(step: &CheckStep, command: &[String], options: &CheckOptions) -> Re
     }
     let started = Instant::now();
     let results = match step.kind {
-        StepKind::Server(all) => check_server(&select(all(), |s| s.name, options), command, options)?,
-        StepKind::Client(all) => check_client(&select(all(), |s| s.name, options), command, options)?,
+        StepKind::Server(all) => check_server(step, &select(all(), |s| s.name, options), command, options)?,
+        StepKind::Client(all) => check_client(step, &select(all(), |s| s.name, options), command, options)?,
     };
     Ok(StepReport {
         step: step.name,
@@ -281,13 +337,14 @@ fn command_for(command: &[String], port: u16, options: &CheckOptions) -> Command
 }
 
 fn check_server(
+    step: &CheckStep,
     scenarios: &[Scenario],
     command: &[String],
     options: &CheckOptions,
 ) -> Result<Vec<ScenarioResult>, CannotRun> {
     let run_options = RunOptions {
         read_timeout: options.read_timeout,
-        check_logs: false,
+        ..RunOptions::learner()
     };
     let mut results = Vec::new();
     let mut never_started: Option<String> = None;
@@ -325,11 +382,13 @@ fn check_server(
                         stderr_tail: err.stderr_tail,
                         missing_newline: false,
                     });
-                    Outcome::failed(failure, Some(hints::DID_NOT_LISTEN))
+                    Outcome::failed(failure, Some(hints::DID_NOT_LISTEN), &step.hints)
                 }
                 Ok(mut server) => match run_scenario(&mut server, scenario, &run_options) {
-                    Ok(_) => Outcome::Passed,
-                    Err(failure) => Outcome::failed(failure, scenario.hint),
+                    Ok(transcript) => Outcome::Passed {
+                        notes: transcript.notes,
+                    },
+                    Err(failure) => Outcome::failed(failure, scenario.hint, &step.hints),
                 },
             }
         };
@@ -343,13 +402,14 @@ fn check_server(
 }
 
 fn check_client(
+    step: &CheckStep,
     scenarios: &[ClientScenario],
     command: &[String],
     options: &CheckOptions,
 ) -> Result<Vec<ScenarioResult>, CannotRun> {
     let run_options = RunOptions {
         read_timeout: options.read_timeout,
-        check_logs: false,
+        ..RunOptions::learner()
     };
     let mut results = Vec::new();
     for scenario in scenarios {
@@ -372,14 +432,14 @@ fn check_client(
                 .collect();
             }
             match run_client_scenario(&command, scenario, &run_options) {
-                Ok(_) => Outcome::Passed,
+                Ok(run) => Outcome::Passed { notes: run.notes },
                 Err(failure) if failure.step_number == 0 && failure.expected.contains("to start") => {
                     return Err(CannotRun(format!(
                         "could not start {:?}: {}",
                         command[0], failure.detail
                     )));
                 }
-                Err(failure) => Outcome::failed(failure, scenario.hint),
+                Err(failure) => Outcome::failed(failure, scenario.hint, &step.hints),
             }
         };
         results.push(ScenarioResult {

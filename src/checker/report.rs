@@ -1,5 +1,7 @@
 //! What `workbook check` prints: a line per scenario, and for each failure the conversation,
-//! expected vs got with the first differing byte, the hint, and the program's stderr.
+//! expected vs got with the first differing byte, the hint, and the program's stderr. A passed
+//! scenario with notes (another accepted choice than the reference's) gets a `note:` line for
+//! each note, under its ✓.
 
 use serde_json::{Value, json};
 
@@ -16,7 +18,12 @@ pub fn text(report: &StepReport) -> String {
     let width = report.results.iter().map(|r| r.name.len()).max().unwrap_or(0);
     for result in &report.results {
         match &result.outcome {
-            Outcome::Passed => out.push_str(&format!("  ✓ {:width$}  {}\n", result.name, result.about)),
+            Outcome::Passed { notes } => {
+                out.push_str(&format!("  ✓ {:width$}  {}\n", result.name, result.about));
+                for note in notes {
+                    out.push_str(&format!("      note: {note}\n"));
+                }
+            }
             Outcome::NotRun { why } => {
                 out.push_str(&format!("  - {:width$}  not run: {why}\n", result.name));
             }
@@ -32,8 +39,13 @@ pub fn text(report: &StepReport) -> String {
             }
         }
     }
+    let with_notes = match report.noted() {
+        0 => String::new(),
+        1 => ", 1 of them with a note".to_string(),
+        n => format!(", {n} of them with notes"),
+    };
     out.push_str(&format!(
-        "{} of {} scenarios passed ({:.1} s)\n",
+        "{} of {} scenarios passed{with_notes} ({:.1} s)\n",
         report.passed(),
         report.total(),
         report.elapsed.as_secs_f64()
@@ -41,13 +53,22 @@ pub fn text(report: &StepReport) -> String {
     out
 }
 
-/// The same as JSON, for tools.
+/// The same as JSON, for tools. A passed scenario with notes has `"status": "passed"` and a
+/// `"note"`: its notes, joined by "; " when there are several.
 pub fn json(report: &StepReport) -> Value {
     let scenarios: Vec<Value> = report
         .results
         .iter()
         .map(|result| match &result.outcome {
-            Outcome::Passed => json!({"name": result.name, "about": result.about, "status": "passed"}),
+            Outcome::Passed { notes } if notes.is_empty() => {
+                json!({"name": result.name, "about": result.about, "status": "passed"})
+            }
+            Outcome::Passed { notes } => json!({
+                "name": result.name,
+                "about": result.about,
+                "status": "passed",
+                "note": notes.join("; "),
+            }),
             Outcome::NotRun { why } => {
                 json!({"name": result.name, "about": result.about, "status": "not run", "why": why})
             }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::client::{Connection, ReadEnd, describe_io_error};
 use super::process::{OutputLine, Readiness, ServerProcess, Stream, describe_exit};
-use super::run::{Failure, FailureKind, RunOptions, StepFailure, end_detail, judge_read, stable_tokens};
+use super::run::{
+    Failure, FailureKind, RunOptions, StepFailure, add_note, end_detail, judge_read, stable_tokens,
+};
 use super::scenario::{Expect, Read};
 use crate::escape::{escape_abbreviated, shell_line};
 
@@ -132,7 +134,15 @@ pub struct ClientRun {
     pub lines: Vec<String>,
     pub output: Vec<OutputLine>,
     pub port: u16,
+    /// Where the client chose another accepted behaviour than the reference (see
+    /// [`Transcript::notes`](super::Transcript::notes)).
+    pub notes: Vec<String>,
 }
+
+/// A client's note: it reported its error on stdout.
+pub const NOTE_ERROR_ON_STDOUT: &str = "your client reports the problem on stdout, which is enough (the \
+     reference writes errors to stderr, so that a script reading the output never takes an error \
+     message for a reply)";
 
 impl ClientRun {
     /// The transcript and the client's output, with the port replaced by `<port>`.
@@ -235,6 +245,7 @@ pub fn run_client_scenario(
     })?;
 
     let mut step_number = 0;
+    let mut notes: Vec<String> = Vec::new();
     if let Some(listener) = listener {
         step_number = 1;
         let conn = accept_client(&listener, &mut client, options.read_timeout)
@@ -243,8 +254,11 @@ pub fn run_client_scenario(
         let mut conn = Some(conn);
         for step in &scenario.server {
             step_number += 1;
-            run_server_step(step, &mut conn, &mut lines, options.read_timeout)
+            let step_notes = run_server_step(step, &mut conn, &mut lines, options)
                 .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
+            for note in step_notes {
+                add_note(&mut notes, note);
+            }
         }
     }
 
@@ -294,29 +308,47 @@ pub fn run_client_scenario(
         f.got = got;
         f
     };
-    if let Err(mismatch) = scenario.stdout.check(&stdout) {
-        let mut f = output_failure(
-            FailureKind::WrongOutput,
-            format!("the client's stdout: {}", scenario.stdout.describe()),
-            Some(stdout),
-            String::new(),
-        );
-        f.mismatch = Some(mismatch);
-        let mut failure = fail(&lines, None, step_number, f);
-        failure.stderr_tail = stderr.iter().map(|s| s.to_string()).collect();
-        return Err(failure);
+    let expected_stdout = if options.accept_alternatives {
+        &scenario.stdout
+    } else {
+        scenario.stdout.reference()
+    };
+    match expected_stdout.judge(&stdout) {
+        Ok(stdout_notes) => {
+            for note in stdout_notes {
+                add_note(&mut notes, note);
+            }
+        }
+        Err(mismatch) => {
+            let mut f = output_failure(
+                FailureKind::WrongOutput,
+                format!("the client's stdout: {}", expected_stdout.describe()),
+                Some(stdout),
+                String::new(),
+            );
+            f.mismatch = Some(mismatch);
+            let mut failure = fail(&lines, None, step_number, f);
+            failure.stderr_tail = stderr.iter().map(|s| s.to_string()).collect();
+            return Err(failure);
+        }
     }
     if scenario.check_stderr {
         let panicked = stderr
             .iter()
             .any(|l| l.contains("panicked at") || l.contains("Traceback (most recent call last)"));
+        let failing_and_silent = scenario.exit != ExitExpect::Code(0) && stderr.is_empty();
+        // A failing client that says why on stdout instead has made a choice, not a mistake.
+        let said_it_on_stdout = failing_and_silent && !stdout.is_empty() && options.accept_alternatives;
         let problem = if panicked {
             Some("it crashed (a panic or a traceback) instead of reporting the problem in one clear line")
-        } else if scenario.exit != ExitExpect::Code(0) && stderr.is_empty() {
+        } else if failing_and_silent && !said_it_on_stdout {
             Some("nothing on stderr: a failing client should say why")
         } else {
             None
         };
+        if said_it_on_stdout && problem.is_none() {
+            add_note(&mut notes, NOTE_ERROR_ON_STDOUT.to_string());
+        }
         if let Some(problem) = problem {
             let f = output_failure(
                 FailureKind::WrongOutput,
@@ -329,7 +361,12 @@ pub fn run_client_scenario(
             return Err(failure);
         }
     }
-    Ok(ClientRun { lines, output, port })
+    Ok(ClientRun {
+        lines,
+        output,
+        port,
+        notes,
+    })
 }
 
 /// Waits for the client program to connect, noticing if it exits first.
@@ -380,12 +417,14 @@ fn accept_client(
     }
 }
 
+/// Runs one step of the fake server; returns the notes of an accepted alternative.
 fn run_server_step(
     step: &ServerStep,
     conn: &mut Option<Connection>,
     lines: &mut Vec<String>,
-    timeout: Duration,
-) -> Result<(), Box<StepFailure>> {
+    options: &RunOptions,
+) -> Result<Vec<String>, Box<StepFailure>> {
+    let timeout = options.read_timeout;
     let Some(connection) = conn.as_mut() else {
         return Err(StepFailure::new(
             FailureKind::NotClosed,
@@ -403,7 +442,7 @@ fn run_server_step(
             if !result.bytes.is_empty() {
                 lines.push(format!("client > {}", escape_abbreviated(&result.bytes, 300)));
             }
-            judge_read(read, expect, result, timeout)?;
+            return judge_read(read, expect, &result, timeout, options.accept_alternatives);
         }
         ServerStep::ExpectEndOfInput => {
             let result = connection.read_to_end(timeout);
@@ -439,5 +478,5 @@ fn run_server_step(
             lines.push("server closes the connection".to_string());
         }
     }
-    Ok(())
+    Ok(Vec::new())
 }

@@ -24,7 +24,7 @@ pub use client::Connection;
 pub use client_scenario::{ClientScenario, ExitExpect, ServerStep, run_client_scenario};
 pub use process::{Readiness, ServerProcess, StartError};
 pub use run::{Failure, FailureKind, RunOptions, Transcript, render, run_scenario, stable_tokens};
-pub use scenario::{Client, Expect, Read, Scenario, Step};
+pub use scenario::{Alternative, Client, Expect, Observes, Path, Read, Scenario, Step};
 
 /// How long a server gets to print its `listening on` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::process::ExitStatus;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use regex::Regex;
 
 use super::client::{Connection, ReadEnd, ReadResult, describe_io_error};
 use super::process::{OutputLine, ServerProcess, Stream, describe_exit};
-use super::scenario::{Client, Expect, Mismatch, Read, Scenario, Step};
+use super::scenario::{Client, Expect, Mismatch, Observes, Path, Read, Scenario, Step};
 use crate::escape::{escape_abbreviated, escape_bytes};
 
 /// Longest line a `Read::Line` step waits for before it gives up on seeing a newline.
@@ -27,22 +28,28 @@ pub struct RunOptions {
     pub read_timeout: Duration,
     /// Run `ServerLogs` steps (true for our own lessons; false for a learner's program).
     pub check_logs: bool,
+    /// Accept the other behaviours a scenario allows, with their notes (false for our own
+    /// lessons, which must behave as the reference; true for a learner's program).
+    pub accept_alternatives: bool,
 }
 
 impl RunOptions {
-    /// For the workbook's own lessons.
+    /// For the workbook's own lessons: logs are checked, and only the reference is accepted.
     pub fn reference() -> RunOptions {
         RunOptions {
             read_timeout: Duration::from_secs(2),
             check_logs: true,
+            accept_alternatives: false,
         }
     }
 
-    /// For anybody's program: logs are not checked.
+    /// For anybody's program: logs are not checked, and every behaviour a scenario allows is
+    /// accepted, with a note where it is not the reference's.
     pub fn learner() -> RunOptions {
         RunOptions {
             read_timeout: Duration::from_secs(2),
             check_logs: false,
+            accept_alternatives: true,
         }
     }
 }
@@ -53,6 +60,23 @@ pub struct Transcript {
     pub lines: Vec<String>,
     /// Each client's local address, so server logs that mention it can say `<c1>` instead.
     pub clients: Vec<(Client, SocketAddr)>,
+    /// Where the program chose another accepted behaviour than the reference: what the report
+    /// says about it, each note once. Empty for a program that behaves as the reference.
+    pub notes: Vec<String>,
+}
+
+impl Transcript {
+    /// Adds `note`, unless it is there already (three clients with the same choice make one note).
+    pub fn add_note(&mut self, note: String) {
+        add_note(&mut self.notes, note);
+    }
+}
+
+/// Adds `note` to `notes`, unless it is there already.
+pub(crate) fn add_note(notes: &mut Vec<String>, note: String) {
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
 }
 
 /// What kind of thing went wrong, so a checker can suggest the likely mistake.
@@ -190,6 +214,15 @@ struct Runner<'a> {
     options: &'a RunOptions,
     connections: Vec<(Client, Connection)>,
     transcript: Transcript,
+    /// Steps started so far, counting those inside the path an `Either` followed: the number a
+    /// failure reports.
+    steps_started: usize,
+}
+
+/// What an observing step saw (see [`Step::observes`]).
+enum Observation {
+    Read(ReadResult),
+    Exit(Option<ExitStatus>),
 }
 
 /// Runs `scenario` against `server`. Returns the transcript, or the first failed step.
@@ -204,11 +237,12 @@ pub fn run_scenario(
         options,
         connections: Vec::new(),
         transcript: Transcript::default(),
+        steps_started: 0,
     };
-    for (index, step) in scenario.steps.iter().enumerate() {
+    for step in &scenario.steps {
         runner
             .run_step(step)
-            .map_err(|failure| runner.fail(index + 1, *failure))?;
+            .map_err(|failure| runner.fail(runner.steps_started, *failure))?;
     }
     Ok(runner.transcript)
 }
@@ -258,6 +292,18 @@ impl Runner<'_> {
 
     fn run_step(&mut self, step: &Step) -> Result<(), Box<StepFailure>> {
         let timeout = self.options.read_timeout;
+        if let Step::Either(paths) = step {
+            return self.run_either(paths);
+        }
+        self.steps_started += 1;
+        if let Some(observes) = step.observes() {
+            let seen = self.observe(&observes)?;
+            let notes = self.judge(step, &seen)?;
+            for note in notes {
+                self.transcript.add_note(note);
+            }
+            return Ok(());
+        }
         match step {
             Step::Connect(client) => {
                 let conn = Connection::connect(self.server.addr(), timeout).map_err(|err| {
@@ -282,51 +328,6 @@ impl Runner<'_> {
                     }
                     self.log(format!("{client} > {}", escape_abbreviated(piece, SHOW_BYTES)));
                     self.send(client, piece)?;
-                }
-            }
-            Step::Receive(client, read, expect) => {
-                let conn = self.connection(client)?;
-                let result = match read {
-                    Read::Line => conn.read_line(timeout, MAX_LINE),
-                    Read::Bytes(n) => conn.read_exact(*n, timeout),
-                    Read::ToEnd => conn.read_to_end(timeout),
-                };
-                if !result.bytes.is_empty() {
-                    self.log(format!(
-                        "{client} < {}",
-                        escape_abbreviated(&result.bytes, SHOW_BYTES)
-                    ));
-                }
-                self.check_read(client, read, expect, result)?;
-            }
-            Step::ExpectClosed(client) => {
-                let result = self.connection(client)?.read_to_end(timeout);
-                if !result.bytes.is_empty() {
-                    self.log(format!(
-                        "{client} < {}",
-                        escape_abbreviated(&result.bytes, SHOW_BYTES)
-                    ));
-                }
-                let expected = "the server to close the connection, sending nothing more";
-                match (result.bytes.is_empty(), &result.end) {
-                    (true, ReadEnd::Closed) => {
-                        self.log(format!("{client} sees the server close the connection"))
-                    }
-                    (true, ReadEnd::Failed(_)) => {
-                        self.log(format!("{client} sees the server reset the connection"))
-                    }
-                    (false, _) => {
-                        let mut failure = StepFailure::new(FailureKind::UnexpectedData, expected, "");
-                        failure.got = Some(result.bytes);
-                        return Err(failure);
-                    }
-                    (true, _) => {
-                        return Err(StepFailure::new(
-                            FailureKind::NotClosed,
-                            expected,
-                            format!("the connection was still open after {} s", timeout.as_secs_f32()),
-                        ));
-                    }
                 }
             }
             Step::ExpectSilence(client, duration) => {
@@ -366,31 +367,6 @@ impl Runner<'_> {
                 self.connections.retain(|(name, _)| name != client);
                 self.log(format!("{client} closes"));
             }
-            Step::ServerExits(code) => {
-                let expected = match code {
-                    Some(code) => format!("the server to exit with code {code}"),
-                    None => "the server to exit".to_string(),
-                };
-                match self.server.wait_exit(timeout) {
-                    None => {
-                        return Err(StepFailure::new(
-                            FailureKind::ExitMismatch,
-                            expected,
-                            format!("it was still running after {} s", timeout.as_secs_f32()),
-                        ));
-                    }
-                    Some(status) if code.is_none() || status.code() == *code => {
-                        self.log(format!("server exits ({})", describe_exit(status)));
-                    }
-                    Some(status) => {
-                        return Err(StepFailure::new(
-                            FailureKind::ExitMismatch,
-                            expected,
-                            format!("it exited with {}", describe_exit(status)),
-                        ));
-                    }
-                }
-            }
             Step::ServerLogs(text) => {
                 if self.options.check_logs && !self.server.wait_for_output(text, timeout) {
                     return Err(StepFailure::new(
@@ -400,8 +376,185 @@ impl Runner<'_> {
                     ));
                 }
             }
+            Step::Receive(..)
+            | Step::ExpectClosed(_)
+            | Step::ExpectOpen(_)
+            | Step::ServerExits(_)
+            | Step::ServerKeepsRunning
+            | Step::Either(_) => unreachable!("observing steps and `Either` are handled above"),
         }
         Ok(())
+    }
+
+    /// Observes once, then follows the first path whose first step accepts what was seen. Our
+    /// own lessons (`accept_alternatives` off) may follow only the reference's path.
+    fn run_either(&mut self, paths: &[Path]) -> Result<(), Box<StepFailure>> {
+        self.steps_started += 1;
+        let paths = if self.options.accept_alternatives {
+            paths
+        } else {
+            &paths[..1]
+        };
+        let first_steps: Vec<&Step> = paths.iter().filter_map(|path| path.steps.first()).collect();
+        let observes = first_steps.first().and_then(|step| step.observes());
+        let Some(observes) =
+            observes.filter(|o| first_steps.iter().all(|s| s.observes().as_ref() == Some(o)))
+        else {
+            return Err(StepFailure::new(
+                FailureKind::SendFailed,
+                "every path of `either` to start by observing the same thing",
+                "a bug in the scenario",
+            ));
+        };
+        let seen = self.observe(&observes)?;
+        let mut failures = Vec::new();
+        for path in paths {
+            match self.judge(&path.steps[0], &seen) {
+                Ok(notes) => {
+                    for note in path.note.map(str::to_string).into_iter().chain(notes) {
+                        self.transcript.add_note(note);
+                    }
+                    for step in &path.steps[1..] {
+                        self.run_step(step)?;
+                    }
+                    return Ok(());
+                }
+                Err(failure) => failures.push(failure),
+            }
+        }
+        // None fits: report the reference's failure, expecting any of the paths.
+        let missing_newline = failures.iter().any(|f| f.missing_newline);
+        let expected = failures
+            .iter()
+            .map(|f| f.expected.as_str())
+            .collect::<Vec<_>>()
+            .join("; or ");
+        let mut failure = failures.swap_remove(0);
+        failure.expected = expected;
+        failure.missing_newline = missing_newline;
+        Err(failure)
+    }
+
+    /// Reads, or waits for the server to exit, as an observing step asks; logs what arrived.
+    fn observe(&mut self, observes: &Observes) -> Result<Observation, Box<StepFailure>> {
+        let timeout = self.options.read_timeout;
+        match observes {
+            Observes::Read(client, read) => {
+                let conn = self.connection(client)?;
+                let result = match read {
+                    Read::Line => conn.read_line(timeout, MAX_LINE),
+                    Read::Bytes(n) => conn.read_exact(*n, timeout),
+                    Read::ToEnd => conn.read_to_end(timeout),
+                };
+                if !result.bytes.is_empty() {
+                    self.log(format!(
+                        "{client} < {}",
+                        escape_abbreviated(&result.bytes, SHOW_BYTES)
+                    ));
+                }
+                Ok(Observation::Read(result))
+            }
+            Observes::Exit => Ok(Observation::Exit(self.server.wait_exit(timeout))),
+        }
+    }
+
+    /// Does what an observing step saw meet it? If so, logs the outcome and returns the notes
+    /// (where the program differs from the reference in a way the step accepts).
+    fn judge(&mut self, step: &Step, seen: &Observation) -> Result<Vec<String>, Box<StepFailure>> {
+        let timeout = self.options.read_timeout;
+        match (step, seen) {
+            (Step::Receive(client, read, expect), Observation::Read(result)) => {
+                let notes = judge_read(read, expect, result, timeout, self.options.accept_alternatives)?;
+                if *read == Read::ToEnd {
+                    self.log(format!("{client} sees the server close the connection"));
+                }
+                Ok(notes)
+            }
+            (Step::ExpectClosed(client), Observation::Read(result)) => {
+                let expected = "the server to close the connection, sending nothing more";
+                match (result.bytes.is_empty(), &result.end) {
+                    (true, ReadEnd::Closed) => {
+                        self.log(format!("{client} sees the server close the connection"))
+                    }
+                    (true, ReadEnd::Failed(_)) => {
+                        self.log(format!("{client} sees the server reset the connection"))
+                    }
+                    (false, _) => {
+                        let mut failure = StepFailure::new(FailureKind::UnexpectedData, expected, "");
+                        failure.got = Some(result.bytes.clone());
+                        return Err(failure);
+                    }
+                    (true, _) => {
+                        return Err(StepFailure::new(
+                            FailureKind::NotClosed,
+                            expected,
+                            format!("the connection was still open after {} s", timeout.as_secs_f32()),
+                        ));
+                    }
+                }
+                Ok(Vec::new())
+            }
+            (Step::ExpectOpen(client), Observation::Read(result)) => {
+                let expected = "the server to keep the connection open, sending nothing";
+                if result.bytes.is_empty() && result.end == ReadEnd::TimedOut {
+                    self.log(format!(
+                        "{client} sees the connection stay open ({} s without a byte)",
+                        timeout.as_secs_f32()
+                    ));
+                    Ok(Vec::new())
+                } else {
+                    let kind = if result.bytes.is_empty() {
+                        FailureKind::ClosedEarly
+                    } else {
+                        FailureKind::UnexpectedData
+                    };
+                    let mut failure = StepFailure::new(kind, expected, end_detail(&result.end, timeout));
+                    failure.got = Some(result.bytes.clone());
+                    Err(failure)
+                }
+            }
+            (Step::ServerExits(code), Observation::Exit(status)) => {
+                let expected = match code {
+                    Some(code) => format!("the server to exit with code {code}"),
+                    None => "the server to exit".to_string(),
+                };
+                match status {
+                    None => Err(StepFailure::new(
+                        FailureKind::ExitMismatch,
+                        expected,
+                        format!("it was still running after {} s", timeout.as_secs_f32()),
+                    )),
+                    Some(status) if code.is_none() || status.code() == *code => {
+                        self.log(format!("server exits ({})", describe_exit(*status)));
+                        Ok(Vec::new())
+                    }
+                    Some(status) => Err(StepFailure::new(
+                        FailureKind::ExitMismatch,
+                        expected,
+                        format!("it exited with {}", describe_exit(*status)),
+                    )),
+                }
+            }
+            (Step::ServerKeepsRunning, Observation::Exit(status)) => match status {
+                None => {
+                    self.log(format!(
+                        "server keeps running ({} s later)",
+                        timeout.as_secs_f32()
+                    ));
+                    Ok(Vec::new())
+                }
+                Some(status) => Err(StepFailure::new(
+                    FailureKind::ExitMismatch,
+                    "the server to keep running",
+                    format!("it exited with {}", describe_exit(*status)),
+                )),
+            },
+            _ => Err(StepFailure::new(
+                FailureKind::SendFailed,
+                "an observing step to judge what it observed",
+                "a bug in the scenario: the step does not observe that",
+            )),
+        }
     }
 
     fn send(&mut self, client: Client, bytes: &[u8]) -> Result<(), Box<StepFailure>> {
@@ -412,20 +565,6 @@ impl Runner<'_> {
                 describe_io_error(&err),
             )
         })
-    }
-
-    fn check_read(
-        &mut self,
-        client: Client,
-        read: &Read,
-        expect: &Expect,
-        result: ReadResult,
-    ) -> Result<(), Box<StepFailure>> {
-        judge_read(read, expect, result, self.options.read_timeout)?;
-        if *read == Read::ToEnd {
-            self.log(format!("{client} sees the server close the connection"));
-        }
-        Ok(())
     }
 
     fn fail(&mut self, step_number: usize, failure: StepFailure) -> Box<Failure> {
@@ -456,21 +595,40 @@ impl Runner<'_> {
 }
 
 /// Judges what a read step got: the bytes must meet `expect`, and the read must have ended the
-/// way `read` asks (a whole line, all `n` bytes, or the peer closing for `Read::ToEnd`).
+/// way `read` asks (a whole line, all `n` bytes, or the peer closing for `Read::ToEnd`). Returns
+/// the notes of an accepted alternative; with `accept_alternatives` off (our own lessons), only
+/// the reference is accepted, and what would have been a note is a failure.
 pub(crate) fn judge_read(
     read: &Read,
     expect: &Expect,
-    result: ReadResult,
+    result: &ReadResult,
     timeout: Duration,
-) -> Result<(), Box<StepFailure>> {
+    accept_alternatives: bool,
+) -> Result<Vec<String>, Box<StepFailure>> {
+    let expect = if accept_alternatives {
+        expect
+    } else {
+        expect.reference()
+    };
     let finished = match read {
         Read::ToEnd => result.end == ReadEnd::Closed,
         _ => result.end == ReadEnd::Complete,
     };
-    let checked = expect.check(&result.bytes);
-    if finished && checked.is_ok() {
-        return Ok(());
-    }
+    let checked = expect.judge(&result.bytes).and_then(|notes| {
+        if accept_alternatives || notes.is_empty() {
+            Ok(notes)
+        } else {
+            Err(Mismatch::because(format!(
+                "a learner's program would pass with a note, but a reference lesson must behave as the \
+                 reference: {}",
+                notes.join("; ")
+            )))
+        }
+    });
+    let checked = match (finished, checked) {
+        (true, Ok(notes)) => return Ok(notes),
+        (_, checked) => checked.map(|_notes| ()),
+    };
     let what = match read {
         Read::Line => "a line",
         Read::Bytes(_) => "bytes",
@@ -491,6 +649,8 @@ pub(crate) fn judge_read(
         // Enough bytes arrived for a line, but no newline: judged by content.
         (ReadEnd::Complete, false) => FailureKind::WrongBytes,
         (ReadEnd::TimedOut, _) if checked.is_err() && !result.bytes.is_empty() => FailureKind::WrongBytes,
+        // Everything that was expected arrived, but the connection stayed open.
+        (ReadEnd::TimedOut, _) if *read == Read::ToEnd && checked.is_ok() => FailureKind::NotClosed,
         (ReadEnd::TimedOut, _) => FailureKind::NoAnswer,
     };
     let detail = if finished {
@@ -498,13 +658,15 @@ pub(crate) fn judge_read(
     } else {
         end_detail(&result.end, timeout)
     };
-    let missing_newline = !result.bytes.is_empty()
+    // Only when the bytes are wrong as they are, and right with a newline.
+    let missing_newline = checked.is_err()
+        && !result.bytes.is_empty()
         && !result.bytes.ends_with(b"\n")
         && expect.check(&[result.bytes.as_slice(), b"\n"].concat()).is_ok();
     Err(Box::new(StepFailure {
         kind,
         expected: format!("{what}: {}", expect.describe()),
-        got: Some(result.bytes),
+        got: Some(result.bytes.clone()),
         detail,
         mismatch: checked.err(),
         missing_newline,

@@ -4,10 +4,25 @@
 //! the book shows that transcript, and `workbook check` runs it against a learner's program.
 //! So a scenario says only what any correct program must do on the wire; checks that only make
 //! sense for our own lessons (their log lines) are marked as such.
+//!
+//! # Choices and bugs
+//!
+//! What a scenario must catch is a bug: a crash, a hang, a connection closed too early, a value
+//! lost or mangled. Where our lessons make a choice that another correct program may make
+//! differently (refusing an empty value, serving a second client instead of exiting), the
+//! scenario accepts both. The lesson's behaviour is the *reference*; another accepted behaviour
+//! passes with a *note*, a remark the checker shows next to the ✓. Two tools say so, as data:
+//!
+//! - [`Expect::also_accept`]: another reply is fine, and the scenario goes on as before.
+//! - [`Step::Either`]: what the scenario does next depends on the choice (after a refused value,
+//!   `GET` must find nothing; after a stored one, it must return it).
+//!
+//! Our own lessons are run with [`RunOptions::reference`](super::RunOptions::reference), which
+//! accepts only the reference: their tests and transcripts stay exactly as strict as before.
 
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Local};
+use chrono::{FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 
 use crate::escape::{escape_abbreviated, escape_bytes};
 
@@ -36,11 +51,35 @@ pub enum Expect {
     Contains(Vec<u8>),
     /// An error line of the KV protocol: `ERROR\n`, or `ERROR <reason>\n`.
     ErrorLine,
-    /// An RFC 3339 timestamp with offset and a newline, within `within` of now.
+    /// The current time, within `within` of this machine's clock. The reference is RFC 3339 with
+    /// an offset and a newline (`2026-11-25T14:03:07+01:00\n`). Also accepted: `Z`, fractions of
+    /// a second, `t` or a space for `T`, an offset without its colon; with a note, local time
+    /// without an offset (read in this machine's time zone) and no final newline (the read step
+    /// decides whether the server must close right after it).
     RecentTimestamp { within: Duration },
     /// Whatever arrives (used where a scenario only needs to consume bytes).
     Anything,
+    /// The reference's reply, or one of the alternatives, each accepted with its note. Made by
+    /// [`Expect::also_accept`].
+    Accepting {
+        reference: Box<Expect>,
+        alternatives: Vec<Alternative>,
+    },
 }
+
+/// Another reply a step accepts, and the note the report adds when a program sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternative {
+    pub expect: Expect,
+    pub note: &'static str,
+}
+
+/// A timestamp's note: local time without an offset.
+pub const NOTE_TIME_WITHOUT_OFFSET: &str = "your server sends local time without its UTC offset, right in this \
+     machine's zone (the reference adds the offset, like +01:00, which tells the time to a reader in any zone)";
+/// A timestamp's note: no newline at the end.
+pub const NOTE_TIME_WITHOUT_NEWLINE: &str = "your server closes the connection right after the time, without a \
+     newline (the reference ends the line with \"\\n\", for clients that read lines)";
 
 impl Expect {
     pub fn exact(bytes: impl AsRef<[u8]>) -> Expect {
@@ -55,6 +94,36 @@ impl Expect {
         Expect::Contains(bytes.as_ref().to_vec())
     }
 
+    /// Accepts `other` too, with `note`: `self` is what the reference sends, `other` what a
+    /// correct program that chose differently sends.
+    pub fn also_accept(self, other: Expect, note: &'static str) -> Expect {
+        let alternative = Alternative { expect: other, note };
+        match self {
+            Expect::Accepting {
+                reference,
+                mut alternatives,
+            } => {
+                alternatives.push(alternative);
+                Expect::Accepting {
+                    reference,
+                    alternatives,
+                }
+            }
+            reference => Expect::Accepting {
+                reference: Box::new(reference),
+                alternatives: vec![alternative],
+            },
+        }
+    }
+
+    /// What only the reference may send: `self` without its alternatives.
+    pub fn reference(&self) -> &Expect {
+        match self {
+            Expect::Accepting { reference, .. } => reference.reference(),
+            other => other,
+        }
+    }
+
     /// A human description: `"OK\n"`, `a line starting with "ERROR"`.
     pub fn describe(&self) -> String {
         match self {
@@ -64,32 +133,47 @@ impl Expect {
             Expect::Contains(bytes) => format!("something containing {}", escape_abbreviated(bytes, 120)),
             Expect::ErrorLine => r#"an error line: "ERROR\n" or "ERROR <reason>\n""#.to_string(),
             Expect::RecentTimestamp { within } => format!(
-                r#"the current time as an RFC 3339 timestamp with offset and "\n" (like "2026-11-25T14:03:07+01:00\n"), within {} s of now"#,
+                r#"the current time, like "2026-11-25T14:03:07+01:00\n" (RFC 3339; Z, fractions of a second and local time without an offset are fine too), within {} s of this machine's clock"#,
                 within.as_secs()
             ),
             Expect::Anything => "anything".to_string(),
+            Expect::Accepting {
+                reference,
+                alternatives,
+            } => {
+                let mut text = reference.describe();
+                for alternative in alternatives {
+                    text.push_str(&format!("; or {}", alternative.expect.describe()));
+                }
+                text
+            }
         }
     }
 
-    /// Checks `got`. On a mismatch, says what is wrong and, where it is meaningful, the index of
-    /// the first byte that differs.
+    /// Checks `got`, accepting alternatives (see [`Expect::judge`] for their notes). On a
+    /// mismatch, says what is wrong and, where it is meaningful, the index of the first byte that
+    /// differs.
     pub fn check(&self, got: &[u8]) -> Result<(), Mismatch> {
+        self.judge(got).map(|_notes| ())
+    }
+
+    /// Checks `got`. When it meets the expectation, returns the notes that say where it differs
+    /// from the reference (none when it is what the reference sends). On a mismatch, the
+    /// reference's mismatch: what is wrong, and where meaningful, the first byte that differs.
+    pub fn judge(&self, got: &[u8]) -> Result<Vec<String>, Mismatch> {
+        let plain = |ok: Result<(), Mismatch>| ok.map(|()| Vec::new());
         match self {
-            Expect::Exact(want) => {
-                if got == want.as_slice() {
-                    Ok(())
-                } else {
-                    Err(Mismatch::at(first_difference(want, got), want))
-                }
-            }
-            Expect::Prefix(want) => {
-                if got.starts_with(want) {
-                    Ok(())
-                } else {
-                    Err(Mismatch::at(first_difference(want, got), want))
-                }
-            }
-            Expect::Contains(want) => {
+            Expect::Exact(want) => plain(if got == want.as_slice() {
+                Ok(())
+            } else {
+                Err(Mismatch::at(first_difference(want, got), want))
+            }),
+            Expect::Prefix(want) => plain(if got.starts_with(want) {
+                Ok(())
+            } else {
+                Err(Mismatch::at(first_difference(want, got), want))
+            }),
+            Expect::Contains(want) => plain(
                 if want.is_empty() || got.windows(want.len()).any(|w| w == want.as_slice()) {
                     Ok(())
                 } else {
@@ -97,11 +181,11 @@ impl Expect {
                         "{} does not appear in it",
                         escape_abbreviated(want, 120)
                     )))
-                }
-            }
+                },
+            ),
             Expect::ErrorLine => {
                 let ok = got == b"ERROR\n" || (got.starts_with(b"ERROR ") && got.ends_with(b"\n"));
-                if ok {
+                plain(if ok {
                     Ok(())
                 } else {
                     let want = if got.starts_with(b"ERROR") {
@@ -110,10 +194,26 @@ impl Expect {
                         &b"ERROR "[..]
                     };
                     Err(Mismatch::at(first_difference(want, got).min(got.len()), want))
-                }
+                })
             }
-            Expect::RecentTimestamp { within } => check_timestamp(got, *within),
-            Expect::Anything => Ok(()),
+            Expect::RecentTimestamp { within } => judge_timestamp(got, *within),
+            Expect::Anything => Ok(Vec::new()),
+            Expect::Accepting {
+                reference,
+                alternatives,
+            } => {
+                let mismatch = match reference.judge(got) {
+                    Ok(notes) => return Ok(notes),
+                    Err(mismatch) => mismatch,
+                };
+                for alternative in alternatives {
+                    if let Ok(mut notes) = alternative.expect.judge(got) {
+                        notes.insert(0, alternative.note.to_string());
+                        return Ok(notes);
+                    }
+                }
+                Err(mismatch)
+            }
         }
     }
 }
@@ -138,7 +238,7 @@ impl Mismatch {
         }
     }
 
-    fn because(reason: String) -> Mismatch {
+    pub(crate) fn because(reason: String) -> Mismatch {
         Mismatch {
             first_difference: None,
             expected_byte: None,
@@ -154,29 +254,110 @@ fn first_difference(want: &[u8], got: &[u8]) -> usize {
         .unwrap_or(want.len().min(got.len()))
 }
 
-fn check_timestamp(got: &[u8], within: Duration) -> Result<(), Mismatch> {
-    let Some(line) = got.strip_suffix(b"\n") else {
-        return Err(Mismatch::because(
-            r#"the timestamp must end with "\n""#.to_string(),
-        ));
+fn judge_timestamp(got: &[u8], within: Duration) -> Result<Vec<String>, Mismatch> {
+    let mut notes = Vec::new();
+    let line = match got.strip_suffix(b"\n") {
+        Some(line) => line.strip_suffix(b"\r").unwrap_or(line),
+        None => {
+            notes.push(NOTE_TIME_WITHOUT_NEWLINE.to_string());
+            got
+        }
     };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text =
         std::str::from_utf8(line).map_err(|_| Mismatch::because("the reply is not valid UTF-8".into()))?;
-    let time: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(text).map_err(|err| {
+    let (local_time, offset) = parse_timestamp(text).ok_or_else(|| {
         Mismatch::because(format!(
-            "{text:?} is not an RFC 3339 timestamp with offset ({err})"
+            "{text:?} is not a date and time like 2026-11-25T14:03:07+01:00 (RFC 3339)"
         ))
     })?;
-    let skew = (Local::now().fixed_offset() - time).abs();
-    if skew.to_std().unwrap_or(Duration::MAX) > within {
-        return Err(Mismatch::because(format!(
-            "{text} is {} s away from this machine's clock (allowed: {} s)",
-            skew.num_seconds(),
-            within.as_secs()
-        )));
+    let now = Utc::now();
+    let skew_of = |offset: FixedOffset| {
+        let instant = local_time - offset;
+        (now.naive_utc() - instant).abs()
+    };
+    let allowed = chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
+    match offset {
+        Some(offset) => {
+            let skew = skew_of(offset);
+            if skew > allowed {
+                return Err(Mismatch::because(format!(
+                    "{text} is {} s away from this machine's clock (allowed: {} s)",
+                    skew.num_seconds(),
+                    within.as_secs()
+                )));
+            }
+        }
+        None => {
+            // Without an offset, the time is read in this machine's zone. Around a daylight
+            // saving change a local time may name two instants (or none): any one will do.
+            let candidates = Local.from_local_datetime(&local_time);
+            let closest = [candidates.earliest(), candidates.latest()]
+                .into_iter()
+                .flatten()
+                .map(|time| skew_of(*time.offset()))
+                .min();
+            let local_offset = Local::now().offset().to_string();
+            match closest {
+                Some(skew) if skew <= allowed => notes.insert(0, NOTE_TIME_WITHOUT_OFFSET.to_string()),
+                _ => {
+                    let read_as_utc = skew_of(FixedOffset::east_opt(0).expect("0 is a valid offset"));
+                    let utc_hint = if read_as_utc <= allowed {
+                        " It is right as UTC: a time in UTC must say so, with Z or +00:00 at the end."
+                    } else {
+                        ""
+                    };
+                    return Err(Mismatch::because(format!(
+                        "{text} has no UTC offset, so it was read as local time in this machine's zone \
+                         (UTC{local_offset}), where it is {} s away from the clock (allowed: {} s).{utc_hint}",
+                        closest.unwrap_or(chrono::TimeDelta::MAX).num_seconds(),
+                        within.as_secs()
+                    )));
+                }
+            }
+        }
     }
-    Ok(())
+    Ok(notes)
+}
+
+/// A date and time as ISO 8601 writes it: `2026-11-25T14:03:07`, with `t` or a space instead of
+/// `T` and any fraction of a second, then an offset (`+01:00`, `+0100`, `+01`, `Z`) or nothing.
+/// Returns the date and time as written, and the offset if there is one.
+fn parse_timestamp(text: &str) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
+    let mut normalized = text.to_string();
+    if matches!(normalized.get(10..11), Some(" ") | Some("t")) {
+        normalized.replace_range(10..11, "T");
+    }
+    let (local_time, rest) = NaiveDateTime::parse_and_remainder(&normalized, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    let offset = match rest {
+        "" => return Some((local_time, None)),
+        "Z" | "z" => FixedOffset::east_opt(0)?,
+        _ => parse_offset(rest)?,
+    };
+    Some((local_time, Some(offset)))
+}
+
+/// `+01:00`, `+0100`, `+01`, `-05:30`, ...
+fn parse_offset(text: &str) -> Option<FixedOffset> {
+    let sign = match text.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = &text[1..];
+    let (hours, minutes) = match digits.len() {
+        5 if digits.as_bytes()[2] == b':' => (&digits[..2], &digits[3..]),
+        4 => (&digits[..2], &digits[2..]),
+        2 => (digits, "00"),
+        _ => return None,
+    };
+    if !(hours.bytes().chain(minutes.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
 /// One thing a scenario does.
@@ -193,6 +374,9 @@ pub enum Step {
     Receive(Client, Read, Expect),
     /// The server must close this connection, sending nothing more.
     ExpectClosed(Client),
+    /// The server must keep this connection open, sending nothing, for the read timeout. (Only
+    /// useful as an alternative in [`Step::Either`]: it waits the whole timeout.)
+    ExpectOpen(Client),
     /// Nothing may arrive on this connection for a while (the server must not answer yet).
     ExpectSilence(Client, Duration),
     /// Shut down this client's write half: the server reads end-of-file, but can still send.
@@ -204,6 +388,15 @@ pub enum Step {
     Close(Client),
     /// The server program must exit by itself, with this exit code if one is given.
     ServerExits(Option<i32>),
+    /// The server program must still be running after the read timeout. (Only useful as an
+    /// alternative to [`Step::ServerExits`] in [`Step::Either`]: it waits the whole timeout.)
+    ServerKeepsRunning,
+    /// One of several accepted behaviours, each followed by the steps that fit it. Every path
+    /// starts with a step that observes the same thing (one read on the same connection, or
+    /// whether the server exits); the harness observes once, and the first path whose first step
+    /// accepts what it saw is the one the scenario follows. The first path is the reference's;
+    /// the others carry the note the report shows. Made by [`Scenario::either`].
+    Either(Vec<Path>),
     /// Reference lessons only (skipped when checking a learner's program, whose logs differ):
     /// wait until the server has printed a line containing this text. Used so that a snapshot
     /// holds the server's full log, never a part of it that depends on timing.
@@ -219,11 +412,65 @@ impl Step {
             | Step::SendInWrites(c, _)
             | Step::Receive(c, _, _)
             | Step::ExpectClosed(c)
+            | Step::ExpectOpen(c)
             | Step::ExpectSilence(c, _)
             | Step::ShutdownWrite(c)
             | Step::StopReading(c)
             | Step::Close(c) => Some(c),
-            Step::ServerExits(_) | Step::ServerLogs(_) => None,
+            Step::ServerExits(_) | Step::ServerKeepsRunning | Step::ServerLogs(_) => None,
+            Step::Either(paths) => paths
+                .first()
+                .and_then(|path| path.steps.first())
+                .and_then(Step::client),
+        }
+    }
+
+    /// What this step looks at, if it only observes (reads, or waits for the server to exit).
+    /// Steps that observe the same thing can start the paths of one [`Step::Either`].
+    pub fn observes(&self) -> Option<Observes> {
+        match self {
+            Step::Receive(client, Read::ToEnd, _) | Step::ExpectClosed(client) | Step::ExpectOpen(client) => {
+                Some(Observes::Read(client, Read::ToEnd))
+            }
+            Step::Receive(client, read, _) => Some(Observes::Read(client, read.clone())),
+            Step::ServerExits(_) | Step::ServerKeepsRunning => Some(Observes::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// What an observing step looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observes {
+    /// One read on this client's connection.
+    Read(Client, Read),
+    /// Whether the server program exits within the read timeout.
+    Exit,
+}
+
+/// One accepted behaviour of a [`Step::Either`] and the steps that follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// `None` for the reference's path; otherwise what the report says about this behaviour.
+    pub note: Option<&'static str>,
+    /// Starts with an observing step (see [`Step::observes`]).
+    pub steps: Vec<Step>,
+}
+
+impl Path {
+    /// The reference's behaviour: `steps` builds its steps on an empty scenario.
+    pub fn reference(steps: impl FnOnce(Scenario) -> Scenario) -> Path {
+        Path {
+            note: None,
+            steps: steps(Scenario::new("", "")).steps,
+        }
+    }
+
+    /// Another behaviour a correct program may choose, accepted with `note`.
+    pub fn accepted(note: &'static str, steps: impl FnOnce(Scenario) -> Scenario) -> Path {
+        Path {
+            note: Some(note),
+            steps: steps(Scenario::new("", "")).steps,
         }
     }
 }
@@ -313,6 +560,12 @@ impl Scenario {
         self
     }
 
+    /// The connection stays open (see [`Step::ExpectOpen`]).
+    pub fn expect_open(mut self, client: Client) -> Self {
+        self.steps.push(Step::ExpectOpen(client));
+        self
+    }
+
     pub fn expect_silence(mut self, client: Client, duration: Duration) -> Self {
         self.steps.push(Step::ExpectSilence(client, duration));
         self
@@ -336,6 +589,48 @@ impl Scenario {
 
     pub fn server_exits(mut self, code: Option<i32>) -> Self {
         self.steps.push(Step::ServerExits(code));
+        self
+    }
+
+    /// The server is still running (see [`Step::ServerKeepsRunning`]).
+    pub fn server_keeps_running(mut self) -> Self {
+        self.steps.push(Step::ServerKeepsRunning);
+        self
+    }
+
+    /// One of several accepted behaviours: `reference` (made with [`Path::reference`]) first,
+    /// then each alternative (made with [`Path::accepted`]). Panics if the paths do not all
+    /// start by observing the same thing: that is a mistake in the scenario, found by any test
+    /// that builds it.
+    pub fn either(mut self, reference: Path, alternatives: impl IntoIterator<Item = Path>) -> Self {
+        let paths: Vec<Path> = std::iter::once(reference).chain(alternatives).collect();
+        let observes = |path: &Path| path.steps.first().and_then(Step::observes);
+        let first = observes(&paths[0]);
+        assert!(
+            first.is_some(),
+            "scenario {}: a path of `either` must start with a step that only observes (a read, a close, an exit)",
+            self.name
+        );
+        assert!(
+            paths.len() > 1,
+            "scenario {}: `either` needs an alternative",
+            self.name
+        );
+        for (index, path) in paths.iter().enumerate() {
+            assert_eq!(
+                observes(path),
+                first,
+                "scenario {}: every path of `either` must start by observing the same thing",
+                self.name
+            );
+            assert_eq!(
+                path.note.is_none(),
+                index == 0,
+                "scenario {}: the first path of `either` is the reference's (no note), every other has a note",
+                self.name
+            );
+        }
+        self.steps.push(Step::Either(paths));
         self
     }
 
@@ -368,24 +663,87 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_must_be_rfc3339_and_recent() {
+    fn timestamps_in_rfc3339_pass_without_a_note() {
         let within = Duration::from_secs(5);
-        let now = format!("{}\n", Local::now().to_rfc3339());
-        assert!(Expect::RecentTimestamp { within }.check(now.as_bytes()).is_ok());
-        assert!(
-            Expect::RecentTimestamp { within }
-                .check(b"2001-01-01T00:00:00+00:00\n")
-                .is_err()
+        let expect = Expect::RecentTimestamp { within };
+        let now = Local::now();
+        for text in [
+            format!("{}\n", now.to_rfc3339()),
+            format!("{}\r\n", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+            format!(
+                "{}\n",
+                Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+            format!("{}\n", now.format("%Y-%m-%d %H:%M:%S%z")),
+        ] {
+            assert_eq!(expect.judge(text.as_bytes()), Ok(Vec::new()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn local_time_without_offset_or_newline_passes_with_notes() {
+        let expect = Expect::RecentTimestamp {
+            within: Duration::from_secs(5),
+        };
+        // What Python's `datetime.now().isoformat()` sends.
+        let seed = Local::now()
+            .naive_local()
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string();
+        assert_eq!(
+            expect.judge(seed.as_bytes()),
+            Ok(vec![
+                NOTE_TIME_WITHOUT_OFFSET.to_string(),
+                NOTE_TIME_WITHOUT_NEWLINE.to_string()
+            ])
         );
-        assert!(
-            Expect::RecentTimestamp { within }
-                .check(b"Wed Nov 25 12:00:00 2026\n")
-                .is_err()
+        assert_eq!(
+            expect.judge(format!("{seed}\n").as_bytes()),
+            Ok(vec![NOTE_TIME_WITHOUT_OFFSET.to_string()])
         );
+    }
+
+    #[test]
+    fn wrong_times_and_other_text_fail() {
+        let expect = Expect::RecentTimestamp {
+            within: Duration::from_secs(5),
+        };
+        let an_hour_ago = Local::now() - chrono::TimeDelta::hours(1);
+        for text in [
+            "2001-01-01T00:00:00+00:00\n".to_string(),
+            format!("{}\n", an_hour_ago.to_rfc3339()),
+            format!("{}\n", an_hour_ago.naive_local().format("%Y-%m-%dT%H:%M:%S")),
+            "Wed Nov 25 12:00:00 2026\n".to_string(),
+            format!("{}\n", Local::now().format("%H:%M:%S")),
+            format!("{} and more\n", Local::now().to_rfc3339()),
+        ] {
+            assert!(expect.judge(text.as_bytes()).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_alternative_passes_with_its_note_and_the_reference_without() {
+        let expect = Expect::ErrorLine.also_accept(Expect::exact("OK\n"), "you said OK");
+        assert_eq!(expect.judge(b"ERROR gone\n"), Ok(Vec::new()));
+        assert_eq!(expect.judge(b"OK\n"), Ok(vec!["you said OK".to_string()]));
+        let mismatch = expect.judge(b"KO\n").unwrap_err();
+        assert_eq!(mismatch.first_difference, Some(0), "the reference's mismatch");
+        assert_eq!(expect.reference(), &Expect::ErrorLine);
         assert!(
-            Expect::RecentTimestamp { within }
-                .check(now.trim_end().as_bytes())
-                .is_err()
+            expect.describe().contains("; or \"OK\\n\""),
+            "{}",
+            expect.describe()
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "must start by observing the same thing")]
+    fn paths_of_either_must_observe_the_same_thing() {
+        let _ = Scenario::new("bad", "paths that look at different things")
+            .connect("c1")
+            .either(
+                Path::reference(|then| then.expect_line("c1", "OK\n")),
+                [Path::accepted("note", |then| then.server_exits(None))],
+            );
     }
 }
