@@ -389,9 +389,6 @@ fn log_header(log: &log::Log, addr: SocketAddr, config: &ProxyConfig, seed: u64)
         log.event(format_args!("weather down (<): {}", config.down.describe()));
     }
     let mut rules = Vec::new();
-    if let Some(refuse) = config.refuse_for {
-        rules.push(format!("refuse connections for {} ms", refuse.as_millis()));
-    }
     if let Some(after) = config.reset_after_time {
         rules.push(format!("reset each connection after {} ms", after.as_millis()));
     }
