@@ -289,21 +289,25 @@ fn lesson_05_and_06_work_through_one_byte_slices() {
 
 /// The book's recipes, with lessons 05 and 06: what a client meets when the server's reply is
 /// cut off by a reset, and when the server goes silent. (Each weather kind is also checked twice
-/// with the test server above; these show a real client's exit code and message.)
+/// with the test server above; these show a real client's message and exit code.)
 #[test]
 fn lesson_06_meets_a_reset_and_a_silent_server() {
-    let server = start_lesson(LESSON_05, &[]).unwrap();
-    let mut text = String::from("# 06_kv_client behind a proxy that resets, then behind one that stalls\n");
-    for (flags, client_flags) in [
+    let recipes: [(&str, &[&str], &[&str], &str); 2] = [
         (
-            &["--direction", "down", "--reset-after", "1", "--seed", "1"][..],
-            &[][..],
+            "lesson-06-reset",
+            &["--direction", "down", "--reset-after", "1", "--seed", "1"],
+            &[],
+            "c1 reset:",
         ),
         (
+            "lesson-06-stall",
             &["--direction", "down", "--stall-after", "0", "--seed", "1"],
             &["--timeout", "1"],
+            "c1 closed",
         ),
-    ] {
+    ];
+    for (name, flags, client_flags, last_line) in recipes {
+        let server = start_lesson(LESSON_05, &[]).unwrap();
         let proxy = start_proxy(server.addr(), flags);
         let port = proxy.addr().port().to_string();
         let output = Command::new(LESSON_06)
@@ -312,37 +316,31 @@ fn lesson_06_meets_a_reset_and_a_silent_server() {
             .args(["GET", "a"])
             .output()
             .unwrap();
-        assert!(proxy.wait_for_log("c1 ", TIMEOUT));
-        let last = if flags.contains(&"--reset-after") {
-            "c1 reset:"
-        } else {
-            "c1 closed"
-        };
-        assert!(proxy.wait_for_log(last, TIMEOUT), "{:?}", proxy.log_lines());
+        assert!(proxy.wait_for_log(last_line, TIMEOUT), "{:?}", proxy.log_lines());
+        assert!(server.wait_for_output("#1 disconnected", TIMEOUT));
         let (proxy_addr, server_addr) = (proxy.addr(), server.addr());
-        text.push_str(&format!(
-            "$ workbook proxy --to <server> {}\n$ 06_kv_client --port <proxy's port> {}GET a\n{}{}(exit code {})\n--- proxy log ---\n",
+        let mut text = format!(
+            "$ 05_kv_server --port 0\n$ workbook proxy --to <server> {}\n\
+             $ 06_kv_client --port <proxy's port> {}GET a\n{}{}(exit code {})\n--- proxy log ---\n",
             flags.join(" "),
             client_flags.iter().map(|f| format!("{f} ")).collect::<String>(),
             String::from_utf8_lossy(&output.stdout),
             // Only the address: which error the client met is the point here.
             String::from_utf8_lossy(&output.stderr).replace(&proxy_addr.to_string(), "<proxy>"),
             output.status.code().unwrap_or(-1),
-        ));
+        );
         for line in proxy.stop() {
             text.push_str(&tokens(&line, proxy_addr, server_addr));
             text.push('\n');
         }
+        text.push_str("--- server output ---\n");
+        for line in server.finish() {
+            let line = line.text.replace(&server_addr.to_string(), "<server>");
+            text.push_str(&stable_tokens(&line, server_addr, &[]));
+            text.push('\n');
+        }
+        insta::assert_snapshot!(name, text);
     }
-    assert!(server.wait_for_output("#2 disconnected", TIMEOUT));
-    let server_addr = server.addr();
-    text.push_str("--- server output ---\n");
-    for line in server.finish() {
-        let line = line.text.replace(&server_addr.to_string(), "<server>");
-        text.push_str(&stable_tokens(&line, server_addr, &[]));
-        text.push('\n');
-    }
-    insta::assert_snapshot!("lesson-06-reset-and-stall", text);
 }
 
 /// Without `--slice`, one delay per direction of a connection, chosen by the seed and logged
