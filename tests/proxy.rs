@@ -1084,6 +1084,77 @@ fn churn(connections: usize) {
     assert!(!output.iter().any(|l| l.text.contains("panicked")), "{output:?}");
 }
 
+/// Clients that behave in every way at random (random bytes, resets, half-closes, sudden
+/// closes) through every fate the proxy deals (slices, delays, close, reset, stall, each at an
+/// offset some clients reach and others do not): the proxy stays up, still serves, and closes
+/// every connection's descriptors.
+#[test]
+fn stormy_churn_leaks_no_descriptors() {
+    let upstream = Upstream::start(Mode::Echo);
+    for fate in ["--close-after", "--reset-after", "--stall-after"] {
+        for direction in ["up", "down"] {
+            let flags = [
+                "--quiet",
+                "--slice",
+                "5",
+                "--slice-pause-ms",
+                "0",
+                "--jitter-ms",
+                "2",
+                "--direction",
+                direction,
+                fate,
+                "40",
+                "--only-first",
+                "40",
+            ];
+            let mut proxy = proxy_process(upstream.addr, &flags);
+            let pid = proxy.pid();
+            let baseline = open_descriptors(pid);
+            for i in 0..40u64 {
+                let mut conn = TcpStream::connect(proxy.addr()).unwrap();
+                let bytes = junk(i, (i as usize * 37) % 90);
+                let _ = conn.write_all(&bytes);
+                match i % 4 {
+                    0 => {}
+                    1 => {
+                        let linger = libc::linger {
+                            l_onoff: 1,
+                            l_linger: 0,
+                        };
+                        // SAFETY: a valid linger struct, on a socket `conn` owns.
+                        unsafe {
+                            libc::setsockopt(
+                                conn.as_raw_fd(),
+                                libc::SOL_SOCKET,
+                                libc::SO_LINGER,
+                                (&linger as *const libc::linger).cast(),
+                                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                            );
+                        }
+                    }
+                    _ => {
+                        let _ = conn.shutdown(Shutdown::Write);
+                        // Whatever comes back, it comes to an end: data, end of stream or reset.
+                        let (_, end) = read_up_to(&mut conn, 1000, TIMEOUT);
+                        assert_ne!(end, "complete", "{fate} {direction}, client {i}");
+                    }
+                }
+            }
+            assert!(
+                wait_until(|| open_descriptors(pid) == baseline),
+                "{fate} {direction}: {} descriptors open, {baseline} before",
+                open_descriptors(pid)
+            );
+            // Connection 41 has no weather: the proxy still forwards faithfully.
+            round_trip(proxy.addr(), b"after the storm");
+            assert!(proxy.exit_status().is_none());
+            let output = proxy.finish();
+            assert!(!output.iter().any(|l| l.text.contains("panicked")), "{output:?}");
+        }
+    }
+}
+
 #[test]
 fn connection_churn_leaks_no_descriptors() {
     churn(200);
