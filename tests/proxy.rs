@@ -410,6 +410,23 @@ fn sliced_latency_delays_each_piece_by_a_seeded_amount() {
     insta::assert_snapshot!("latency-sliced", transcript);
 }
 
+/// `--bandwidth`: 5,000 bytes at 20,000 bytes per second leave in pieces of 1,000 (a twentieth
+/// of a second's worth), 50 ms apart: at least 200 ms one way (the echo comes back unthrottled).
+/// Generous bounds: this is a limit, not a stopwatch.
+#[test]
+fn bandwidth_limits_the_rate() {
+    let upstream = Upstream::start(Mode::Echo);
+    let proxy = start_proxy(upstream.addr, &["--direction", "up", "--bandwidth", "20000"]);
+    let started = Instant::now();
+    round_trip(proxy.addr(), &junk(5, 5000));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(150),
+        "5,000 bytes at 20,000 bytes/s took {took:?}"
+    );
+    assert!(took < TIMEOUT, "{took:?}");
+}
+
 /// The server's reply ends after 5 bytes: the client reads end of stream in the middle of it.
 #[test]
 fn close_after_n_bytes_ends_the_stream_there() {
