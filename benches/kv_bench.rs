@@ -4,6 +4,8 @@
 //! cargo bench --bench kv_bench                                # 50 connections, pipeline 1 and 16
 //! cargo bench --bench kv_bench -- --duration 10 --pipeline 1,4,16,64
 //! cargo bench --bench kv_bench -- --lessons 08             # only lesson 08 (and Redis)
+//! cargo bench --bench kv_bench -- --json results.json      # also write the results as JSON
+//! cargo bench --bench kv_bench -- --record benches/results # keep a dated text + JSON recording
 //! cargo bench --bench kv_bench -- --help
 //! ```
 //!
@@ -46,6 +48,12 @@
 //! The ratio of a lesson to Redis in RESP is the project's goal figure: it compares with Redis as
 //! its clients use it. The ratio to Redis inline is printed beside it, in parentheses.
 //!
+//! # Results files
+//! `--json PATH` writes the results in a machine-readable form; `--record DIR` writes
+//! `DIR/kv_bench-<date>.txt` (the command line, then the printed output) and
+//! `DIR/kv_bench-<date>.json`, and refuses to replace either. `benches/results/README.md`
+//! describes the JSON schema.
+//!
 //! # The load generator is not the lesson
 //! It must cost as little CPU as possible, because it shares the machine with the server. It runs
 //! a few threads (`--client-threads`, default 1), each driving its share of the connections with
@@ -59,13 +67,14 @@ use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use serde_json::{Value, json};
 use socket_workbook::harness::{self, Readiness, ServerProcess};
 
 /// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
@@ -82,6 +91,10 @@ const LESSONS: [(&str, &str, &str); 2] = [
         env!("CARGO_BIN_EXE_08_kv_server_events"),
     ),
 ];
+
+/// The results file's schema name and version (see `benches/results/README.md`).
+const SCHEMA: &str = "socket-workbook/bench-results";
+const SCHEMA_VERSION: u32 = 1;
 
 /// Throughput and latency of the KV servers of lessons 07 and 08, compared with Redis under the
 /// same load. Redis runs twice: in RESP, the protocol its clients use (the goal figure), and with
@@ -126,6 +139,14 @@ struct Args {
     /// Redis's clients send; the goal figure), inline (the text lines our servers read).
     #[arg(long, value_delimiter = ',', default_value = "resp,inline", value_parser = parse_redis_protocol)]
     redis_protocols: Vec<Protocol>,
+    /// Also write the results as JSON to this file (replaced if it exists). The schema is in
+    /// benches/results/README.md.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Keep a recording in this directory: kv_bench-<date>.txt (the command line and the printed
+    /// output) and kv_bench-<date>.json. Refuses to replace an existing recording.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// `cargo bench` passes this to every bench target; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -143,16 +164,20 @@ fn parse_redis_protocol(name: &str) -> Result<Protocol, String> {
 
 fn main() {
     let args = Args::parse();
-    if let Err(err) = validate(&args) {
-        eprintln!("error: {err}");
-        std::process::exit(2);
-    }
+    let started = chrono::Local::now();
+    let record = match validate(&args, &started) {
+        Ok(record) => record,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(2);
+        }
+    };
     // Ctrl-C reaches us, not the servers (they run in process groups of their own): stop them.
     let _ = ctrlc::set_handler(|| {
         harness::process::kill_all_running();
         std::process::exit(130);
     });
-    match run(&args) {
+    match run(&args, &started, record.as_ref()) {
         Ok(()) => {}
         Err(err) => {
             eprintln!("error: {err}");
@@ -161,7 +186,13 @@ fn main() {
     }
 }
 
-fn validate(args: &Args) -> Result<(), String> {
+/// The two files `--record` writes.
+struct Recording {
+    text: PathBuf,
+    json: PathBuf,
+}
+
+fn validate(args: &Args, started: &chrono::DateTime<chrono::Local>) -> Result<Option<Recording>, String> {
     if args.connections == 0 || args.client_threads == 0 || args.keys == 0 {
         return Err("--connections, --client-threads and --keys must be at least 1".into());
     }
@@ -189,19 +220,45 @@ fn validate(args: &Args) -> Result<(), String> {
     if args.redis_protocols.is_empty() {
         return Err("--redis-protocols: name at least one of resp, inline".into());
     }
-    Ok(())
+    let Some(dir) = &args.record else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Err(format!("--record: {} is not a directory", dir.display()));
+    }
+    let stem = format!("kv_bench-{}", started.format("%F"));
+    let recording = Recording {
+        text: dir.join(format!("{stem}.txt")),
+        json: dir.join(format!("{stem}.json")),
+    };
+    // Checked now, not after a minute of benchmarking.
+    for path in [&recording.text, &recording.json] {
+        if path.exists() {
+            return Err(format!(
+                "--record: {} exists already; move it away, or record into another directory \
+                 (--json PATH writes the JSON anywhere)",
+                path.display()
+            ));
+        }
+    }
+    Ok(Some(recording))
 }
 
 /// Starts the servers, runs every depth against every server in each of its protocols, prints
-/// the table. Dropping a `ServerProcess` kills it, so the servers
+/// the table, and writes the results files. Dropping a `ServerProcess` kills it, so the servers
 /// are stopped however `run` ends: normally, with an error, or by a panic unwinding through it.
-fn run(args: &Args) -> Result<(), String> {
+fn run(
+    args: &Args,
+    started: &chrono::DateTime<chrono::Local>,
+    record: Option<&Recording>,
+) -> Result<(), String> {
     let machine = Machine::now();
     let workload = Arc::new(Workload::new(args));
     let servers = start_servers(args)?;
     let has_redis = servers.iter().any(|server| server.lesson.is_none());
 
-    println!(
+    let mut report = Report::default();
+    report.say(format!(
         "load: {} connections, {}% GET / {}% SET over {} keys, {}-byte values, {} s per run, {} client thread(s)",
         args.connections,
         args.get_percent,
@@ -210,34 +267,37 @@ fn run(args: &Args) -> Result<(), String> {
         args.value_size,
         args.duration,
         args.client_threads,
-    );
-    println!(
+    ));
+    report.say(format!(
         "machine: {} CPUs, {}, load average {} at the start",
         machine.cores,
         machine.kernel.as_deref().unwrap_or("unknown kernel"),
         format_load(machine.load_average),
-    );
-    println!("latency is per batch: from writing a batch of P commands to reading its last reply");
+    ));
+    report.say("latency is per batch: from writing a batch of P commands to reading its last reply");
     if has_redis {
-        println!("protocols: text is ours; Redis runs twice, in RESP (arrays of bulk strings, as its");
-        println!("clients send) and inline (our text lines, which it parses on a slower path)");
-        println!("goal figure: ratio NN/Redis-RESP; the ratio to Redis inline is in parentheses");
+        report.say("protocols: text is ours; Redis runs twice, in RESP (arrays of bulk strings, as its");
+        report.say("clients send) and inline (our text lines, which it parses on a slower path)");
+        report.say("goal figure: ratio NN/Redis-RESP; the ratio to Redis inline is in parentheses");
     }
-    println!();
+    report.say("");
     for server in &servers {
         preload(server, &workload)?;
     }
-    println!(
+    report.say(format!(
         "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10}",
         "pipeline", "server", "protocol", "ops/s", "p50", "p99", "server CPU", "client CPU"
-    );
+    ));
+    let mut runs = Vec::new();
+    let mut ratios = Vec::new();
     for &depth in &args.pipeline {
         // (index in `servers`, protocol, ops/s) of every run at this depth.
         let mut measured: Vec<(usize, Protocol, f64)> = Vec::new();
         for (index, server) in servers.iter().enumerate() {
             for &protocol in &server.protocols {
+                let load_at_start = read_load_average();
                 let result = measure(server, protocol, &workload, args, depth)?;
-                println!(
+                report.say(format!(
                     "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10}",
                     depth,
                     server.label(),
@@ -247,7 +307,8 @@ fn run(args: &Args) -> Result<(), String> {
                     format_latency(result.percentile(99.0)),
                     format!("{:.2} cores", result.server_cpu),
                     format!("{:.2} cores", result.client_cpu),
-                );
+                ));
+                runs.push(run_json(server, protocol, depth, args, load_at_start, &result));
                 measured.push((index, protocol, result.ops_per_second()));
             }
         }
@@ -258,23 +319,34 @@ fn run(args: &Args) -> Result<(), String> {
                 .find(|&&(index, protocol, _)| servers[index].lesson.is_none() && protocol == wanted)
                 .map(|&(index, _, ops)| (&servers[index], ops))
         };
-        for &(index, _, ops) in &measured {
+        for &(index, protocol, ops) in &measured {
             let Some(lesson) = servers[index].lesson else {
                 continue;
             };
             let mut figures = Vec::new();
             for against in [Protocol::Resp, Protocol::Inline] {
-                if let Some((_, redis_ops)) = redis(against) {
-                    figures.push((against, ops / redis_ops));
-                }
+                let Some((redis_server, redis_ops)) = redis(against) else {
+                    continue;
+                };
+                let ratio = ops / redis_ops;
+                figures.push((against, ratio));
+                ratios.push(json!({
+                    "depth": depth,
+                    "connections": args.connections,
+                    "idle_connections": 0,
+                    "numerator": {"server": servers[index].name, "protocol": protocol.id()},
+                    "denominator": {"server": redis_server.name, "protocol": against.id()},
+                    "value": rounded(ratio, 3),
+                    "goal": against == Protocol::Resp,
+                }));
             }
             if let Some(line) = ratio_line(depth, lesson, &figures) {
-                println!("{line}");
+                report.say(line);
             }
         }
     }
-    println!();
-    println!("stopping the servers");
+    report.say("");
+    report.say("stopping the servers");
     for server in servers {
         let name = server.name;
         let output = server.process.finish();
@@ -283,6 +355,47 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
 
+    let results = json!({
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "tool": "kv_bench",
+        "date": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        "command": shown_command(),
+        "source": source_json(),
+        "machine": {
+            "cores": machine.cores,
+            "cpu_model": machine.cpu_model,
+            "kernel": machine.kernel,
+            "load_average": load_json(machine.load_average),
+        },
+        "settings": {
+            "connections": args.connections,
+            "pipeline_depths": args.pipeline,
+            "duration_s": args.duration,
+            "keys": args.keys,
+            "value_bytes": args.value_size,
+            "mix_percent": {"GET": args.get_percent, "SET": 100 - args.get_percent},
+            "client_threads": args.client_threads,
+        },
+        "runs": runs,
+        "ratios": ratios,
+    });
+    let json_text = serde_json::to_string_pretty(&results).map_err(|err| err.to_string())? + "\n";
+    if let Some(path) = &args.json {
+        write_file(path, &json_text)?;
+    }
+    if let Some(recording) = record {
+        write_file(
+            &recording.text,
+            &format!("$ {}\n{}", shown_command(), report.text),
+        )?;
+        write_file(&recording.json, &json_text)?;
+        println!(
+            "recorded {} and {}",
+            recording.text.display(),
+            recording.json.display()
+        );
+    }
     Ok(())
 }
 
@@ -546,6 +659,15 @@ const MAX_REPLY_LINE: usize = 64 * 1024;
 const MAX_BULK: usize = 1024 * 1024;
 
 impl Protocol {
+    /// The name in the JSON results: `text`, `inline`, `resp`.
+    fn id(self) -> &'static str {
+        match self {
+            Protocol::Text => "text",
+            Protocol::Inline => "inline",
+            Protocol::Resp => "resp",
+        }
+    }
+
     /// The name in the printed table.
     fn label(self) -> &'static str {
         match self {
@@ -1066,9 +1188,15 @@ fn format_load(load: Option<[f64; 3]>) -> String {
     }
 }
 
-/// The machine the benchmark runs on.
+fn load_json(load: Option<[f64; 3]>) -> Value {
+    load.map_or(Value::Null, |load| json!(load))
+}
+
+/// The machine, as the results file describes it.
 struct Machine {
     cores: usize,
+    /// `model name` in `/proc/cpuinfo`.
+    cpu_model: Option<String>,
     /// `Linux 6.18.44`: `/proc/sys/kernel/ostype` and `osrelease`.
     kernel: Option<String>,
     load_average: Option<[f64; 3]>,
@@ -1081,6 +1209,12 @@ impl Machine {
                 .ok()
                 .map(|text| text.trim().to_string())
         };
+        let cpu_model = read("/proc/cpuinfo").and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        });
         let kernel = match (
             read("/proc/sys/kernel/ostype"),
             read("/proc/sys/kernel/osrelease"),
@@ -1090,10 +1224,113 @@ impl Machine {
         };
         Machine {
             cores: cpu_count(),
+            cpu_model,
             kernel,
             load_average: read_load_average(),
         }
     }
+}
+
+/// The printed output, kept for `--record`.
+#[derive(Default)]
+struct Report {
+    text: String,
+}
+
+impl Report {
+    /// Prints one line, and keeps it.
+    fn say(&mut self, line: impl AsRef<str>) {
+        let line = line.as_ref();
+        println!("{line}");
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+}
+
+/// One entry of the results file's `runs` (see `benches/results/README.md`).
+fn run_json(
+    server: &Server,
+    protocol: Protocol,
+    depth: usize,
+    args: &Args,
+    load_at_start: Option<[f64; 3]>,
+    result: &RunResult,
+) -> Value {
+    let micros = |p: f64| {
+        result
+            .percentile(p)
+            .map(|latency| rounded(latency.as_nanos() as f64 / 1000.0, 1))
+    };
+    json!({
+        "server": server.name,
+        "server_version": server.version,
+        "protocol": protocol.id(),
+        "client": "kv_bench",
+        "depth": depth,
+        "connections": args.connections,
+        "idle_connections": 0,
+        "duration_s": rounded(result.elapsed.as_secs_f64(), 3),
+        "replies": result.replies,
+        "ops_per_s": rounded(result.ops_per_second(), 0),
+        "p50_us": micros(50.0),
+        "p99_us": micros(99.0),
+        "server_cpu": rounded(result.server_cpu, 3),
+        "client_cpu": rounded(result.client_cpu, 3),
+        "load_average_at_start": load_json(load_at_start),
+    })
+}
+
+/// The commit the benchmark was built from, if it runs in a git work tree.
+fn source_json() -> Value {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => json!({
+            "commit": commit,
+            "uncommitted_changes": git(&["status", "--porcelain", "--untracked-files=no"])
+                .map(|status| !status.is_empty()),
+        }),
+        None => json!({"commit": null, "uncommitted_changes": null}),
+    }
+}
+
+/// The command that ran, as someone would type it: `cargo bench --bench kv_bench -- ...`,
+/// without the options that only choose where results go.
+fn shown_command() -> String {
+    let mut shown = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bench" => {}
+            "--json" | "--record" => {
+                args.next();
+            }
+            _ if arg.starts_with("--json=") || arg.starts_with("--record=") => {}
+            _ => shown.push(arg),
+        }
+    }
+    let mut command = "cargo bench --bench kv_bench".to_string();
+    if !shown.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&shown.join(" "));
+    }
+    command
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|err| format!("could not write {}: {err}", path.display()))
+}
+
+/// `x` rounded to `decimals` places, so the JSON shows 0.92 rather than 0.9213875.
+fn rounded(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
 }
 
 fn format_latency(latency: Option<Duration>) -> String {
