@@ -275,9 +275,14 @@ fn run(
         format_load(machine.load_average),
     ));
     report.say("latency is per batch: from writing a batch of P commands to reading its last reply");
+    report.say(
+        "other CPU: what else kept the machine busy (other programs, kernel work); high: a shared machine",
+    );
     if has_redis {
-        report.say("protocols: text is ours; Redis runs twice, in RESP (arrays of bulk strings, as its");
-        report.say("clients send) and inline (our text lines, which it parses on a slower path)");
+        report.say(
+            "protocols: text is ours; Redis runs in RESP (arrays of bulk strings, as its clients send them)",
+        );
+        report.say("and inline (our text lines, which Redis parses on a slower path)");
         report.say("goal figure: ratio NN/Redis-RESP; the ratio to Redis inline is in parentheses");
     }
     report.say("");
@@ -285,8 +290,8 @@ fn run(
         preload(server, &workload)?;
     }
     report.say(format!(
-        "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10}",
-        "pipeline", "server", "protocol", "ops/s", "p50", "p99", "server CPU", "client CPU"
+        "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10} {:>10}",
+        "pipeline", "server", "protocol", "ops/s", "p50", "p99", "server CPU", "client CPU", "other CPU"
     ));
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
@@ -298,7 +303,7 @@ fn run(
                 let load_at_start = read_load_average();
                 let result = measure(server, protocol, &workload, args, depth)?;
                 report.say(format!(
-                    "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10}",
+                    "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10} {:>10}",
                     depth,
                     server.label(),
                     protocol.label(),
@@ -307,6 +312,9 @@ fn run(
                     format_latency(result.percentile(99.0)),
                     format!("{:.2} cores", result.server_cpu),
                     format!("{:.2} cores", result.client_cpu),
+                    result
+                        .other_cpu
+                        .map_or_else(|| "-".to_string(), |cores| format!("{cores:.2} cores")),
                 ));
                 runs.push(run_json(server, protocol, depth, args, load_at_start, &result));
                 measured.push((index, protocol, result.ops_per_second()));
@@ -835,6 +843,9 @@ struct RunResult {
     /// CPU time (user + system) divided by wall time: 1.0 is one core busy all the time.
     server_cpu: f64,
     client_cpu: f64,
+    /// The machine's busy CPU time, less the server's and ours, in the same unit: everything
+    /// else that ran (other programs, and kernel work charged to neither). `None` off Linux.
+    other_cpu: Option<f64>,
 }
 
 impl RunResult {
@@ -888,6 +899,7 @@ fn measure(
     start_line.wait();
     let server_cpu_before = cpu_seconds(server.process.pid());
     let client_cpu_before = cpu_seconds_self();
+    let machine_before = machine_busy_seconds();
     let started = Instant::now();
     let mut replies = 0;
     let mut latencies = Vec::new();
@@ -909,6 +921,9 @@ fn measure(
     let wall = elapsed.as_secs_f64();
     let server_cpu = (cpu_seconds(server.process.pid()) - server_cpu_before) / wall;
     let client_cpu = (cpu_seconds_self() - client_cpu_before) / wall;
+    let other_cpu = machine_before
+        .zip(machine_busy_seconds())
+        .map(|(before, after)| ((after - before) / wall - server_cpu - client_cpu).max(0.0));
     latencies.sort_unstable();
     Ok(RunResult {
         replies,
@@ -917,6 +932,7 @@ fn measure(
         latencies,
         server_cpu,
         client_cpu,
+        other_cpu,
     })
 }
 
@@ -1161,13 +1177,30 @@ fn proc_cpu_seconds(path: &str) -> f64 {
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
         .sum();
+    ticks / clock_ticks_per_second()
+}
+
+/// CPU seconds the whole machine has spent on anything but idling, summed over its cores
+/// (Linux `/proc/stat`: user, nice, system, irq, softirq and steal; not idle or iowait).
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|field| field.parse::<f64>().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user and nice).
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    Some(busy / clock_ticks_per_second())
+}
+
+/// The unit of `/proc`'s CPU times (100 on nearly every Linux system).
+fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if per_second <= 0 {
-        0.0
-    } else {
-        ticks / per_second as f64
-    }
+    if per_second <= 0 { 100.0 } else { per_second as f64 }
 }
 
 fn cpu_count() -> usize {
@@ -1276,6 +1309,7 @@ fn run_json(
         "p99_us": micros(99.0),
         "server_cpu": rounded(result.server_cpu, 3),
         "client_cpu": rounded(result.client_cpu, 3),
+        "other_cpu": result.other_cpu.map(|cores| rounded(cores, 3)),
         "load_average_at_start": load_json(load_at_start),
     })
 }
