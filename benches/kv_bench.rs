@@ -4,6 +4,8 @@
 //! cargo bench --bench kv_bench                                # 50 connections, pipeline 1 and 16
 //! cargo bench --bench kv_bench -- --duration 10 --pipeline 1,4,16,64
 //! cargo bench --bench kv_bench -- --lessons 08             # only lesson 08 (and Redis)
+//! cargo bench --bench kv_bench -- --json results.json      # also write the results as JSON
+//! cargo bench --bench kv_bench -- --record benches/results # keep a dated text + JSON recording
 //! cargo bench --bench kv_bench -- --help
 //! ```
 //!
@@ -11,9 +13,10 @@
 //! (one thread, an event loop), the release builds cargo made for this bench, with
 //! `--quiet --port 0`; and, when `redis-server` is on the PATH, a Redis on a free port with
 //! persistence off (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on
-//! macOS). It runs the same load against each, one after the other, and prints throughput, batch
-//! latency, and for each lesson the ratio lesson/Redis. All servers are stopped at the end, also
-//! after an error or a panic (and on Ctrl-C).
+//! macOS). It runs the same load against each, one after the other: our servers in our text
+//! protocol, Redis twice, once in RESP and once with inline commands (see "Protocols"). It prints
+//! throughput, batch latency and CPU for each, and for each lesson its ratio to both Redis runs.
+//! All servers are stopped at the end, also after an error or a panic (and on Ctrl-C).
 //!
 //! # The load
 //! - `--connections` connections (default 50), opened before the clock starts.
@@ -21,34 +24,57 @@
 //!   waits for all their replies, and sends the next batch at once. Pipeline depth 1 is the plain
 //!   request/reply conversation; 16 lets a server amortise its system calls over 16 commands.
 //! - Commands: `GET key:NNNN` (80 %) and `SET key:NNNN value` (20 %), keys drawn uniformly from
-//!   10,000, each ending in `\r\n`. These are the same bytes for both servers: our protocol accepts
-//!   `\r\n`, and Redis accepts a line of words as an "inline command". Every key is stored once
-//!   before the runs, so every `GET` finds a value.
+//!   10,000. Every run draws the same sequence. Every key is stored once before the runs, so
+//!   every `GET` finds a value.
 //! - A key's value is always the same 32 bytes (derived from the key), so every reply can be
-//!   checked exactly: `OK\n` and `value\n` from us; `+OK\r\n` and `$32\r\nvalue\r\n` from Redis.
-//!   A wrong or unexpected reply stops the benchmark with an error.
+//!   checked exactly: `OK` and the value, whatever the protocol. A wrong or unexpected reply
+//!   stops the benchmark with an error.
 //! - Throughput counts replies that arrived within the run (`--duration` seconds, default 5).
 //!   Latency is per batch: from the batch's write until its last reply has arrived (at depth 1
 //!   that is the latency of one command).
+//!
+//! # Protocols
+//! The same commands, written three ways ([`Protocol`]):
+//! - `text`, ours (lessons 05 to 08): `GET key:0042\r\n`, `SET key:0042 value\r\n`; replies
+//!   `OK\n` and `value\n`.
+//! - `inline`, for Redis: the same lines, which Redis reads as *inline commands*, the form meant
+//!   for typing by hand. Redis splits such a line with a general splitter that handles quotes and
+//!   escapes and builds each word a byte at a time.
+//! - `resp`, for Redis: each command an array of bulk strings,
+//!   `*2\r\n$3\r\nGET\r\n$8\r\nkey:0042\r\n`, as redis-cli, the client libraries and
+//!   redis-benchmark send them. Every word comes with its length, so Redis copies it in one piece.
+//!
+//! Redis replies in RESP to both: `+OK\r\n`, `$32\r\n<value>\r\n`, `$-1\r\n`, `-ERR ...\r\n`.
+//! The ratio of a lesson to Redis in RESP is the project's goal figure: it compares with Redis as
+//! its clients use it. The ratio to Redis inline is printed beside it, in parentheses.
+//!
+//! # Results files
+//! `--json PATH` writes the results in a machine-readable form; `--record DIR` writes
+//! `DIR/kv_bench-<date>.txt` (the command line, then the printed output) and
+//! `DIR/kv_bench-<date>.json`, and refuses to replace either. `benches/results/README.md`
+//! describes the JSON schema.
 //!
 //! # The load generator is not the lesson
 //! It must cost as little CPU as possible, because it shares the machine with the server. It runs
 //! a few threads (`--client-threads`, default 1), each driving its share of the connections with
 //! non-blocking sockets and `epoll` (Linux), so the generator costs a few system calls per batch
 //! and no thread switches. It reports the CPU time the server and the generator used, so you can
-//! see who was busy.
+//! see who was busy. The load loop is written once, over a [`Protocol`] that encodes a command
+//! and cuts one reply from the bytes received.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use serde_json::{Value, json};
 use socket_workbook::harness::{self, Readiness, ServerProcess};
 
 /// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
@@ -66,8 +92,13 @@ const LESSONS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// The results file's schema name and version (see `benches/results/README.md`).
+const SCHEMA: &str = "socket-workbook/bench-results";
+const SCHEMA_VERSION: u32 = 1;
+
 /// Throughput and latency of the KV servers of lessons 07 and 08, compared with Redis under the
-/// same load.
+/// same load. Redis runs twice: in RESP, the protocol its clients use (the goal figure), and with
+/// inline commands, the same text lines our servers read.
 #[derive(Parser, Debug)]
 #[command(about)]
 struct Args {
@@ -104,23 +135,49 @@ struct Args {
     /// The Redis server program to start.
     #[arg(long, default_value = "redis-server")]
     redis_server: String,
+    /// How to talk to Redis, comma-separated, in this order: resp (arrays of bulk strings, as
+    /// Redis's clients send; the goal figure), inline (the text lines our servers read).
+    #[arg(long, value_delimiter = ',', default_value = "resp,inline", value_parser = parse_redis_protocol)]
+    redis_protocols: Vec<Protocol>,
+    /// Also write the results as JSON to this file (replaced if it exists). The schema is in
+    /// benches/results/README.md.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Keep a recording in this directory: kv_bench-<date>.txt (the command line and the printed
+    /// output) and kv_bench-<date>.json. Refuses to replace an existing recording.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// `cargo bench` passes this to every bench target; ignored.
     #[arg(long, hide = true)]
     bench: bool,
 }
 
+fn parse_redis_protocol(name: &str) -> Result<Protocol, String> {
+    match name {
+        "resp" => Ok(Protocol::Resp),
+        "inline" => Ok(Protocol::Inline),
+        _ => Err(format!(
+            "{name:?} is not a Redis protocol here; choose resp or inline"
+        )),
+    }
+}
+
 fn main() {
     let args = Args::parse();
-    if let Err(err) = validate(&args) {
-        eprintln!("error: {err}");
-        std::process::exit(2);
-    }
+    let started = chrono::Local::now();
+    let record = match validate(&args, &started) {
+        Ok(record) => record,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(2);
+        }
+    };
     // Ctrl-C reaches us, not the servers (they run in process groups of their own): stop them.
     let _ = ctrlc::set_handler(|| {
         harness::process::kill_all_running();
         std::process::exit(130);
     });
-    match run(&args) {
+    match run(&args, &started, record.as_ref()) {
         Ok(()) => {}
         Err(err) => {
             eprintln!("error: {err}");
@@ -129,7 +186,13 @@ fn main() {
     }
 }
 
-fn validate(args: &Args) -> Result<(), String> {
+/// The two files `--record` writes.
+struct Recording {
+    text: PathBuf,
+    json: PathBuf,
+}
+
+fn validate(args: &Args, started: &chrono::DateTime<chrono::Local>) -> Result<Option<Recording>, String> {
     if args.connections == 0 || args.client_threads == 0 || args.keys == 0 {
         return Err("--connections, --client-threads and --keys must be at least 1".into());
     }
@@ -154,42 +217,48 @@ fn validate(args: &Args) -> Result<(), String> {
     if args.value_size == 0 || args.value_size > 1024 {
         return Err("--value-size must be between 1 and 1024".into());
     }
-    Ok(())
+    if args.redis_protocols.is_empty() {
+        return Err("--redis-protocols: name at least one of resp, inline".into());
+    }
+    let Some(dir) = &args.record else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Err(format!("--record: {} is not a directory", dir.display()));
+    }
+    let stem = format!("kv_bench-{}", started.format("%F"));
+    let recording = Recording {
+        text: dir.join(format!("{stem}.txt")),
+        json: dir.join(format!("{stem}.json")),
+    };
+    // Checked now, not after a minute of benchmarking.
+    for path in [&recording.text, &recording.json] {
+        if path.exists() {
+            return Err(format!(
+                "--record: {} exists already; move it away, or record into another directory \
+                 (--json PATH writes the JSON anywhere)",
+                path.display()
+            ));
+        }
+    }
+    Ok(Some(recording))
 }
 
-/// The servers under test. Dropping a `ServerProcess` kills it, so both are stopped however
-/// `run` ends: normally, with an error, or by a panic unwinding through it.
-fn run(args: &Args) -> Result<(), String> {
+/// Starts the servers, runs every depth against every server in each of its protocols, prints
+/// the table, and writes the results files. Dropping a `ServerProcess` kills it, so the servers
+/// are stopped however `run` ends: normally, with an error, or by a panic unwinding through it.
+fn run(
+    args: &Args,
+    started: &chrono::DateTime<chrono::Local>,
+    record: Option<&Recording>,
+) -> Result<(), String> {
+    let machine = Machine::now();
     let workload = Arc::new(Workload::new(args));
-    let mut targets: Vec<Target> = Vec::new();
-    if !args.redis_only {
-        for (number, name, program) in LESSONS {
-            if !args.lessons.iter().any(|wanted| wanted == number) {
-                continue;
-            }
-            let server = harness::start_lesson(program, &["--quiet"])
-                .map_err(|err| format!("could not start {program}: {err}"))?;
-            targets.push(Target {
-                name: name.to_string(),
-                protocol: Protocol::Lines,
-                server,
-            });
-        }
-    }
-    if !args.no_redis {
-        match start_redis(&args.redis_server)? {
-            Some(target) => targets.push(target),
-            None => println!(
-                "redis-server not found on PATH: running our server only \
-                 (install Redis with `apt-get install redis-server` to compare)"
-            ),
-        }
-    }
-    if targets.is_empty() {
-        return Err("no server to benchmark".into());
-    }
+    let servers = start_servers(args)?;
+    let has_redis = servers.iter().any(|server| server.lesson.is_none());
 
-    println!(
+    let mut report = Report::default();
+    report.say(format!(
         "load: {} connections, {}% GET / {}% SET over {} keys, {}-byte values, {} s per run, {} client thread(s)",
         args.connections,
         args.get_percent,
@@ -198,77 +267,221 @@ fn run(args: &Args) -> Result<(), String> {
         args.value_size,
         args.duration,
         args.client_threads,
+    ));
+    report.say(format!(
+        "machine: {} CPUs, {}, load average {} at the start",
+        machine.cores,
+        machine.kernel.as_deref().unwrap_or("unknown kernel"),
+        format_load(machine.load_average),
+    ));
+    report.say("latency is per batch: from writing a batch of P commands to reading its last reply");
+    report.say(
+        "other CPU: what else kept the machine busy (other programs, kernel work); high: a shared machine",
     );
-    println!("machine: {} CPUs, load average {}", cpu_count(), load_average());
-    println!("latency is per batch: from writing a batch of P commands to reading its last reply");
-    println!();
-    for target in &targets {
-        preload(target, &workload)?;
+    if has_redis {
+        report.say(
+            "protocols: text is ours; Redis runs in RESP (arrays of bulk strings, as its clients send them)",
+        );
+        report.say("and inline (our text lines, which Redis parses on a slower path)");
+        report.say("goal figure: ratio NN/Redis-RESP; the ratio to Redis inline is in parentheses");
     }
-    println!(
-        "{:>8}  {:<22} {:>12} {:>10} {:>10}  {:>10} {:>10}",
-        "pipeline", "server", "ops/s", "p50", "p99", "server CPU", "client CPU"
-    );
+    report.say("");
+    for server in &servers {
+        preload(server, &workload)?;
+    }
+    report.say(format!(
+        "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10} {:>10}",
+        "pipeline", "server", "protocol", "ops/s", "p50", "p99", "server CPU", "client CPU", "other CPU"
+    ));
+    let mut runs = Vec::new();
+    let mut ratios = Vec::new();
     for &depth in &args.pipeline {
-        let mut results = Vec::new();
-        for target in &targets {
-            let result = measure(target, &workload, args, depth)?;
-            println!(
-                "{:>8}  {:<22} {:>12} {:>10} {:>10}  {:>10} {:>10}",
-                depth,
-                target.name,
-                group_thousands(result.ops_per_second() as u64),
-                format_latency(result.percentile(50.0)),
-                format_latency(result.percentile(99.0)),
-                format!("{:.2} cores", result.server_cpu),
-                format!("{:.2} cores", result.client_cpu),
-            );
-            results.push(result);
-        }
-        // Redis, when it ran, is the last target: one ratio line per lesson.
-        if let Some(redis) = results
-            .last()
-            .filter(|_| targets.last().is_some_and(Target::is_redis))
-        {
-            for (target, result) in targets.iter().zip(&results).filter(|(t, _)| !t.is_redis()) {
-                let lesson = target.name.get(..2).unwrap_or("?");
-                println!(
-                    "{:>8}  {:<22} {:>12.2}",
+        // (index in `servers`, protocol, ops/s) of every run at this depth.
+        let mut measured: Vec<(usize, Protocol, f64)> = Vec::new();
+        for (index, server) in servers.iter().enumerate() {
+            for &protocol in &server.protocols {
+                let load_at_start = read_load_average();
+                let result = measure(server, protocol, &workload, args, depth)?;
+                report.say(format!(
+                    "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10} {:>10}",
                     depth,
-                    format!("ratio {lesson}/Redis"),
-                    result.ops_per_second() / redis.ops_per_second()
-                );
+                    server.label(),
+                    protocol.label(),
+                    group_thousands(result.ops_per_second().round() as u64),
+                    format_latency(result.percentile(50.0)),
+                    format_latency(result.percentile(99.0)),
+                    format!("{:.2} cores", result.server_cpu),
+                    format!("{:.2} cores", result.client_cpu),
+                    result
+                        .other_cpu
+                        .map_or_else(|| "-".to_string(), |cores| format!("{cores:.2} cores")),
+                ));
+                runs.push(run_json(server, protocol, depth, args, load_at_start, &result));
+                measured.push((index, protocol, result.ops_per_second()));
+            }
+        }
+        // One line per lesson, the goal figure first: "ratio 08/Redis-RESP  1.05  (08/Redis-inline 1.23)".
+        let redis = |wanted: Protocol| {
+            measured
+                .iter()
+                .find(|&&(index, protocol, _)| servers[index].lesson.is_none() && protocol == wanted)
+                .map(|&(index, _, ops)| (&servers[index], ops))
+        };
+        for &(index, protocol, ops) in &measured {
+            let Some(lesson) = servers[index].lesson else {
+                continue;
+            };
+            let mut figures = Vec::new();
+            for against in [Protocol::Resp, Protocol::Inline] {
+                let Some((redis_server, redis_ops)) = redis(against) else {
+                    continue;
+                };
+                let ratio = ops / redis_ops;
+                figures.push((against, ratio));
+                ratios.push(json!({
+                    "depth": depth,
+                    "connections": args.connections,
+                    "idle_connections": 0,
+                    "numerator": {"server": servers[index].name, "protocol": protocol.id()},
+                    "denominator": {"server": redis_server.name, "protocol": against.id()},
+                    "value": rounded(ratio, 3),
+                    "goal": against == Protocol::Resp,
+                }));
+            }
+            if let Some(line) = ratio_line(depth, lesson, &figures) {
+                report.say(line);
             }
         }
     }
-    println!();
-    println!("stopping the servers");
-    for target in targets {
-        let name = target.name;
-        let output = target.server.finish();
+    report.say("");
+    report.say("stopping the servers");
+    for server in servers {
+        let name = server.name;
+        let output = server.process.finish();
         if let Some(panic) = output.iter().find(|line| line.text.contains("panicked")) {
             return Err(format!("{name} panicked: {}", panic.text));
         }
     }
+
+    let results = json!({
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "tool": "kv_bench",
+        "date": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        "command": shown_command(),
+        "source": source_json(),
+        "machine": {
+            "cores": machine.cores,
+            "cpu_model": machine.cpu_model,
+            "kernel": machine.kernel,
+            "load_average": load_json(machine.load_average),
+        },
+        "settings": {
+            "connections": args.connections,
+            "pipeline_depths": args.pipeline,
+            "duration_s": args.duration,
+            "keys": args.keys,
+            "value_bytes": args.value_size,
+            "mix_percent": {"GET": args.get_percent, "SET": 100 - args.get_percent},
+            "client_threads": args.client_threads,
+        },
+        "runs": runs,
+        "ratios": ratios,
+    });
+    let json_text = serde_json::to_string_pretty(&results).map_err(|err| err.to_string())? + "\n";
+    if let Some(path) = &args.json {
+        write_file(path, &json_text)?;
+    }
+    if let Some(recording) = record {
+        write_file(
+            &recording.text,
+            &format!("$ {}\n{}", shown_command(), report.text),
+        )?;
+        write_file(&recording.json, &json_text)?;
+        println!(
+            "recorded {} and {}",
+            recording.text.display(),
+            recording.json.display()
+        );
+    }
     Ok(())
 }
 
-/// A server under test and how to read its replies.
-struct Target {
-    name: String,
-    protocol: Protocol,
-    server: ServerProcess,
+/// `       1  ratio 08/Redis-RESP    1.05  (08/Redis-inline 1.23)`: the lesson's ops/s over
+/// Redis's, the first figure in the ops/s column. `None` when Redis did not run.
+fn ratio_line(depth: usize, lesson: &str, figures: &[(Protocol, f64)]) -> Option<String> {
+    let ((against, ratio), rest) = figures.split_first()?;
+    let name = format!("ratio {lesson}/Redis-{}", against.label());
+    let mut line = format!("{depth:>8}  {name:<31} {ratio:>12.2}");
+    for (i, (against, ratio)) in rest.iter().enumerate() {
+        let open = if i == 0 { "  (" } else { ", " };
+        let _ = write!(line, "{open}{lesson}/Redis-{} {ratio:.2}", against.label());
+    }
+    if !rest.is_empty() {
+        line.push(')');
+    }
+    Some(line)
 }
 
-impl Target {
-    fn is_redis(&self) -> bool {
-        matches!(self.protocol, Protocol::Redis)
+/// A server under test.
+struct Server {
+    /// `07_kv_server_threads`, `redis-server`: the program.
+    name: String,
+    /// Redis's version; `None` for a lesson.
+    version: Option<String>,
+    /// The lesson's number, `07` or `08`; `None` for Redis.
+    lesson: Option<&'static str>,
+    /// How the benchmark talks to it, one run each, in this order.
+    protocols: Vec<Protocol>,
+    process: ServerProcess,
+}
+
+impl Server {
+    /// The name in the table: `07_kv_server_threads`, `redis-server 7.0.15`.
+    fn label(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{} {version}", self.name),
+            None => self.name.clone(),
+        }
     }
+}
+
+fn start_servers(args: &Args) -> Result<Vec<Server>, String> {
+    let mut servers = Vec::new();
+    if !args.redis_only {
+        for (number, name, program) in LESSONS {
+            if !args.lessons.iter().any(|wanted| wanted == number) {
+                continue;
+            }
+            let process = harness::start_lesson(program, &["--quiet"])
+                .map_err(|err| format!("could not start {program}: {err}"))?;
+            servers.push(Server {
+                name: name.to_string(),
+                version: None,
+                lesson: Some(number),
+                protocols: vec![Protocol::Text],
+                process,
+            });
+        }
+    }
+    if !args.no_redis {
+        match start_redis(&args.redis_server, &args.redis_protocols)? {
+            Some(server) => servers.push(server),
+            None => println!(
+                "redis-server not found on PATH: running our server only \
+                 (install Redis with `apt-get install redis-server` to compare)"
+            ),
+        }
+    }
+    if servers.is_empty() {
+        return Err("no server to benchmark".into());
+    }
+    Ok(servers)
 }
 
 /// Starts Redis on a free port, without persistence, and waits until it listens. `None` when
 /// the program is not installed.
-fn start_redis(program: &str) -> Result<Option<Target>, String> {
+fn start_redis(program: &str, protocols: &[Protocol]) -> Result<Option<Server>, String> {
     let version = match Command::new(program).arg("--version").output() {
         Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -293,12 +506,17 @@ fn start_redis(program: &str) -> Result<Option<Target>, String> {
         "--appendonly",
         "no",
     ]);
-    let server = ServerProcess::start(command, Readiness::PortListening(port), Duration::from_secs(10))
+    let process = ServerProcess::start(command, Readiness::PortListening(port), Duration::from_secs(10))
         .map_err(|err| format!("could not start {program}: {err}"))?;
-    Ok(Some(Target {
-        name: format!("redis-server {version}"),
-        protocol: Protocol::Redis,
-        server,
+    let name = Path::new(program)
+        .file_name()
+        .map_or_else(|| program.to_string(), |name| name.to_string_lossy().into_owned());
+    Ok(Some(Server {
+        name,
+        version: Some(version),
+        lesson: None,
+        protocols: protocols.to_vec(),
+        process,
     }))
 }
 
@@ -309,49 +527,90 @@ fn free_port() -> io::Result<u16> {
 // ---------------------------------------------------------------------------------------------
 // The workload: keys, values, and the bytes of each command.
 
-/// Every key and its one value, as bytes ready to copy into a batch.
+/// Every key and its one value, and the mix of commands.
 struct Workload {
-    /// `GET key:0042\r\n`
-    gets: Vec<Vec<u8>>,
-    /// `SET key:0042 <value>\r\n`
-    sets: Vec<Vec<u8>>,
+    keys: Vec<Vec<u8>>,
     values: Vec<Vec<u8>>,
     get_percent: u32,
+}
+
+/// One command of the workload, by key number.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Get(usize),
+    Set(usize),
 }
 
 impl Workload {
     fn new(args: &Args) -> Workload {
         let width = (args.keys - 1).to_string().len().max(4);
         let mut workload = Workload {
-            gets: Vec::with_capacity(args.keys),
-            sets: Vec::with_capacity(args.keys),
+            keys: Vec::with_capacity(args.keys),
             values: Vec::with_capacity(args.keys),
             get_percent: args.get_percent,
         };
         for i in 0..args.keys {
-            let key = format!("key:{i:0width$}");
             // "value-0042-" then filler, cut to the value size: different for every key.
             let mut value = format!("value-{i:0width$}-");
             while value.len() < args.value_size {
                 value.push((b'a' + (value.len() % 26) as u8) as char);
             }
             value.truncate(args.value_size);
-            workload.gets.push(format!("GET {key}\r\n").into_bytes());
-            workload.sets.push(format!("SET {key} {value}\r\n").into_bytes());
+            workload.keys.push(format!("key:{i:0width$}").into_bytes());
             workload.values.push(value.into_bytes());
         }
         workload
     }
 
-    /// Appends one random command to `out` and returns what its reply must be.
-    fn push_command(&self, rng: &mut Rng, out: &mut Vec<u8>) -> Expected {
-        let key = rng.below(self.gets.len() as u64) as usize;
+    /// The next command: a random key, GET or SET in the configured mix.
+    fn draw(&self, rng: &mut Rng) -> Op {
+        let key = rng.below(self.keys.len() as u64) as usize;
         if (rng.below(100) as u32) < self.get_percent {
-            out.extend_from_slice(&self.gets[key]);
-            Expected::Value(key)
+            Op::Get(key)
         } else {
-            out.extend_from_slice(&self.sets[key]);
-            Expected::Ok
+            Op::Set(key)
+        }
+    }
+}
+
+/// The workload's commands as one protocol writes them, ready to copy into a batch.
+struct Commands {
+    protocol: Protocol,
+    /// `GET key:0042`, encoded, by key number.
+    gets: Vec<Vec<u8>>,
+    /// `SET key:0042 <value>`, encoded, by key number.
+    sets: Vec<Vec<u8>>,
+}
+
+impl Commands {
+    fn new(workload: &Workload, protocol: Protocol) -> Commands {
+        let mut commands = Commands {
+            protocol,
+            gets: Vec::with_capacity(workload.keys.len()),
+            sets: Vec::with_capacity(workload.keys.len()),
+        };
+        for (key, value) in workload.keys.iter().zip(&workload.values) {
+            let mut get = Vec::new();
+            protocol.encode(&[b"GET", key], &mut get);
+            commands.gets.push(get);
+            let mut set = Vec::new();
+            protocol.encode(&[b"SET", key, value], &mut set);
+            commands.sets.push(set);
+        }
+        commands
+    }
+
+    /// Appends one random command to `out` and returns what its reply must be.
+    fn push(&self, workload: &Workload, rng: &mut Rng, out: &mut Vec<u8>) -> Expected {
+        match workload.draw(rng) {
+            Op::Get(key) => {
+                out.extend_from_slice(&self.gets[key]);
+                Expected::Value(key)
+            }
+            Op::Set(key) => {
+                out.extend_from_slice(&self.sets[key]);
+                Expected::Ok
+            }
         }
     }
 }
@@ -373,14 +632,123 @@ impl Rng {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Replies, in both protocols.
+// Wire protocols: how a command is written, and how one reply is cut from the bytes received.
 
+/// How the benchmark talks to a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
-    /// Ours: one line per reply, `OK\n` or the value and `\n`.
-    Lines,
-    /// Redis (RESP): `+OK\r\n`, `$<length>\r\n<bytes>\r\n`, `$-1\r\n` for no value, `-ERR ...\r\n`.
-    Redis,
+    /// Ours: `GET key\r\n`; one line per reply, `OK\n` or the value and `\n`.
+    Text,
+    /// Redis inline commands: the same lines as `Text`; replies in RESP.
+    Inline,
+    /// RESP: `*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n`; replies in RESP.
+    Resp,
+}
+
+/// One reply, as its protocol frames it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply<'a> {
+    /// A line of our text protocol, without its `\n`: `OK`, a value, or `ERROR <reason>`.
+    Line(&'a [u8]),
+    /// RESP simple string, `+OK\r\n`: the text after `+`.
+    Simple(&'a [u8]),
+    /// RESP bulk string, `$5\r\nhello\r\n`: the bytes.
+    Bulk(&'a [u8]),
+    /// RESP null bulk string, `$-1\r\n`: no such key.
+    Null,
+    /// RESP error, `-ERR ...\r\n`: the text after `-`.
+    Error(&'a [u8]),
+    /// Any other RESP type (integer, array, ...): no command here gets one.
+    Other,
+}
+
+/// Longest reply line, and longest bulk string, we wait for before calling the reply broken.
+const MAX_REPLY_LINE: usize = 64 * 1024;
+const MAX_BULK: usize = 1024 * 1024;
+
+impl Protocol {
+    /// The name in the JSON results: `text`, `inline`, `resp`.
+    fn id(self) -> &'static str {
+        match self {
+            Protocol::Text => "text",
+            Protocol::Inline => "inline",
+            Protocol::Resp => "resp",
+        }
+    }
+
+    /// The name in the printed table.
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Text => "text",
+            Protocol::Inline => "inline",
+            Protocol::Resp => "RESP",
+        }
+    }
+
+    /// Appends the command made of `words` to `out`.
+    fn encode(self, words: &[&[u8]], out: &mut Vec<u8>) {
+        match self {
+            Protocol::Text | Protocol::Inline => {
+                out.extend_from_slice(&words.join(&b' '));
+                out.extend_from_slice(b"\r\n");
+            }
+            Protocol::Resp => {
+                let _ = write!(out, "*{}\r\n", words.len());
+                for word in words {
+                    let _ = write!(out, "${}\r\n", word.len());
+                    out.extend_from_slice(word);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+    }
+
+    /// Cuts one reply from the start of `buf`: `Ok(None)` while it is incomplete,
+    /// `Ok(Some((reply, n)))` when it is there and took `n` bytes, `Err` when the bytes are not
+    /// a well-formed reply.
+    fn parse_reply(self, buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, String> {
+        let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > MAX_REPLY_LINE {
+                return Err(format!("a reply line longer than 64 KiB: {}", show(buf)));
+            }
+            return Ok(None);
+        };
+        let after = newline + 1;
+        if self == Protocol::Text {
+            return Ok(Some((Reply::Line(&buf[..newline]), after)));
+        }
+        let Some(line) = buf[..newline].strip_suffix(b"\r") else {
+            return Err(format!("a RESP line must end in \\r\\n: {}", show(&buf[..after])));
+        };
+        let reply = match line.first() {
+            Some(b'+') => Reply::Simple(&line[1..]),
+            Some(b'-') => Reply::Error(&line[1..]),
+            Some(b'$') => {
+                let length = std::str::from_utf8(&line[1..])
+                    .ok()
+                    .and_then(|digits| digits.parse::<i64>().ok());
+                match length {
+                    Some(-1) => Reply::Null,
+                    Some(n) if (0..=MAX_BULK as i64).contains(&n) => {
+                        let end = after + n as usize + 2;
+                        if buf.len() < end {
+                            return Ok(None);
+                        }
+                        if &buf[end - 2..end] != b"\r\n" {
+                            return Err(format!(
+                                "a bulk string must end in \\r\\n after its {n} bytes: {}",
+                                show(&buf[..end])
+                            ));
+                        }
+                        return Ok(Some((Reply::Bulk(&buf[after..end - 2]), end)));
+                    }
+                    _ => return Err(format!("a bulk string length we do not accept: {}", show(line))),
+                }
+            }
+            _ => Reply::Other,
+        };
+        Ok(Some((reply, after)))
+    }
 }
 
 /// What the reply to a command must be.
@@ -399,50 +767,27 @@ fn check_reply(
     expected: Expected,
     workload: &Workload,
 ) -> Result<Option<usize>, String> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > 64 * 1024 {
-            return Err(format!("a reply line longer than 64 KiB: {}", show(buf)));
-        }
+    let Some((reply, length)) = protocol.parse_reply(buf)? else {
         return Ok(None);
     };
-    let line = &buf[..newline];
-    let (length, right) = match (protocol, expected) {
-        (Protocol::Lines, Expected::Ok) => (newline + 1, line == b"OK"),
-        (Protocol::Lines, Expected::Value(key)) => (newline + 1, line == workload.values[key].as_slice()),
-        (Protocol::Redis, Expected::Ok) => (newline + 1, line == b"+OK\r"),
-        (Protocol::Redis, Expected::Value(key)) => {
-            let value = &workload.values[key];
-            // `$32\r\n` then 32 bytes then `\r\n`.
-            let announced = line
-                .strip_prefix(b"$")
-                .and_then(|rest| rest.strip_suffix(b"\r"))
-                .and_then(|digits| std::str::from_utf8(digits).ok())
-                .and_then(|digits| digits.parse::<usize>().ok());
-            match announced {
-                Some(n) => {
-                    let end = newline + 1 + n + 2;
-                    if buf.len() < end {
-                        return Ok(None);
-                    }
-                    let body = &buf[newline + 1..end];
-                    (
-                        end,
-                        n == value.len() && &body[..n] == value.as_slice() && body.ends_with(b"\r\n"),
-                    )
-                }
-                None => (newline + 1, false),
-            }
-        }
+    let right = match (expected, reply) {
+        (Expected::Ok, Reply::Line(text) | Reply::Simple(text)) => text == b"OK",
+        (Expected::Value(key), Reply::Line(value) | Reply::Bulk(value)) => value == workload.values[key],
+        _ => false,
     };
     if right {
-        Ok(Some(length))
-    } else {
-        let want = match expected {
-            Expected::Ok => "OK".to_string(),
-            Expected::Value(key) => format!("the value {}", show(&workload.values[key])),
-        };
-        Err(format!("expected {want}, got {}", show(&buf[..length])))
+        return Ok(Some(length));
     }
+    let want = match expected {
+        Expected::Ok => "OK".to_string(),
+        Expected::Value(key) => format!("the value {}", show(&workload.values[key])),
+    };
+    let got = match reply {
+        Reply::Null => "no value ($-1, no such key)".to_string(),
+        Reply::Error(text) => format!("the error {}", show(text)),
+        _ => show(&buf[..length]),
+    };
+    Err(format!("expected {want}, got {got}"))
 }
 
 fn show(bytes: &[u8]) -> String {
@@ -450,24 +795,21 @@ fn show(bytes: &[u8]) -> String {
 }
 
 /// Sends every `SET` once, in batches, so that every `GET` of the runs finds its value.
-fn preload(target: &Target, workload: &Workload) -> Result<(), String> {
-    let mut stream = TcpStream::connect(target.server.addr()).map_err(|err| err.to_string())?;
+fn preload(server: &Server, workload: &Workload) -> Result<(), String> {
+    let commands = Commands::new(workload, server.protocols[0]);
+    let mut stream = TcpStream::connect(server.process.addr()).map_err(|err| err.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|err| err.to_string())?;
     let mut inbox = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    for chunk in (0..workload.sets.len()).collect::<Vec<_>>().chunks(500) {
-        let batch: Vec<u8> = chunk
-            .iter()
-            .flat_map(|&key| workload.sets[key].iter().copied())
-            .collect();
+    for chunk in commands.sets.chunks(500) {
         stream
-            .write_all(&batch)
+            .write_all(&chunk.concat())
             .map_err(|err| format!("preload: {err}"))?;
         let mut answered = 0;
         while answered < chunk.len() {
-            match check_reply(target.protocol, &inbox, Expected::Ok, workload) {
+            match check_reply(commands.protocol, &inbox, Expected::Ok, workload) {
                 Ok(Some(n)) => {
                     inbox.drain(..n);
                     answered += 1;
@@ -477,12 +819,12 @@ fn preload(target: &Target, workload: &Workload) -> Result<(), String> {
                     if n == 0 {
                         return Err(format!(
                             "{} closed the connection during the preload",
-                            target.name
+                            server.name
                         ));
                     }
                     inbox.extend_from_slice(&buf[..n]);
                 }
-                Err(err) => return Err(format!("{}: preload: {err}", target.name)),
+                Err(err) => return Err(format!("{}: preload: {err}", server.name)),
             }
         }
     }
@@ -501,6 +843,9 @@ struct RunResult {
     /// CPU time (user + system) divided by wall time: 1.0 is one core busy all the time.
     server_cpu: f64,
     client_cpu: f64,
+    /// The machine's busy CPU time, less the server's and ours, in the same unit: everything
+    /// else that ran (other programs, and kernel work charged to neither). `None` off Linux.
+    other_cpu: Option<f64>,
 }
 
 impl RunResult {
@@ -517,14 +862,16 @@ impl RunResult {
     }
 }
 
-/// Runs the load against `target` with batches of `depth` commands.
+/// Runs the load against `server`, spoken to in `protocol`, with batches of `depth` commands.
 fn measure(
-    target: &Target,
+    server: &Server,
+    protocol: Protocol,
     workload: &Arc<Workload>,
     args: &Args,
     depth: usize,
 ) -> Result<RunResult, String> {
-    let addr = target.server.addr();
+    let addr = server.process.addr();
+    let commands = Arc::new(Commands::new(workload, protocol));
     let threads = args.client_threads.min(args.connections);
     let duration = Duration::from_secs_f64(args.duration);
     // Every thread opens its connections, then all start the clock together.
@@ -534,13 +881,13 @@ fn measure(
         // Connections t, t + threads, t + 2*threads, ...
         let count = (args.connections - t).div_ceil(threads);
         let workload = Arc::clone(workload);
+        let commands = Arc::clone(&commands);
         let start_line = Arc::clone(&start_line);
-        let protocol = target.protocol;
         handles.push(thread::spawn(move || {
             drive(
                 addr,
-                protocol,
                 &workload,
+                &commands,
                 count,
                 depth,
                 duration,
@@ -550,8 +897,9 @@ fn measure(
         }));
     }
     start_line.wait();
-    let server_cpu_before = cpu_seconds(target.server.pid());
+    let server_cpu_before = cpu_seconds(server.process.pid());
     let client_cpu_before = cpu_seconds_self();
+    let machine_before = machine_busy_seconds();
     let started = Instant::now();
     let mut replies = 0;
     let mut latencies = Vec::new();
@@ -568,11 +916,14 @@ fn measure(
     }
     let elapsed = started.elapsed();
     if let Some(err) = failure {
-        return Err(format!("{}: {err}", target.name));
+        return Err(format!("{} ({}): {err}", server.name, protocol.label()));
     }
     let wall = elapsed.as_secs_f64();
-    let server_cpu = (cpu_seconds(target.server.pid()) - server_cpu_before) / wall;
+    let server_cpu = (cpu_seconds(server.process.pid()) - server_cpu_before) / wall;
     let client_cpu = (cpu_seconds_self() - client_cpu_before) / wall;
+    let other_cpu = machine_before
+        .zip(machine_busy_seconds())
+        .map(|(before, after)| ((after - before) / wall - server_cpu - client_cpu).max(0.0));
     latencies.sort_unstable();
     Ok(RunResult {
         replies,
@@ -581,6 +932,7 @@ fn measure(
         latencies,
         server_cpu,
         client_cpu,
+        other_cpu,
     })
 }
 
@@ -608,8 +960,8 @@ struct PartResult {
 #[allow(clippy::too_many_arguments)]
 fn drive(
     addr: SocketAddr,
-    protocol: Protocol,
     workload: &Workload,
+    commands: &Commands,
     count: usize,
     depth: usize,
     duration: Duration,
@@ -634,7 +986,7 @@ fn drive(
     let started = Instant::now();
     let deadline = started + duration;
     for conn in &mut connections {
-        start_batch(conn, workload, &mut rng, depth, started);
+        start_batch(conn, workload, commands, &mut rng, depth, started);
         write_pending(conn)?;
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; connections.len()];
@@ -670,7 +1022,7 @@ fn drive(
                 &conn.inbox
             };
             while let Some(&expected) = conn.due.front() {
-                match check_reply(protocol, &data[checked..], expected, workload)? {
+                match check_reply(commands.protocol, &data[checked..], expected, workload)? {
                     Some(length) => {
                         checked += length;
                         conn.due.pop_front();
@@ -693,7 +1045,7 @@ fn drive(
                 }
                 part.replies += depth as u64;
                 part.latencies.push((now - conn.batch_started).as_nanos() as u64);
-                start_batch(conn, workload, &mut rng, depth, now);
+                start_batch(conn, workload, commands, &mut rng, depth, now);
                 write_pending(conn)?;
             }
         }
@@ -719,11 +1071,18 @@ fn open_connections(addr: SocketAddr, count: usize) -> Result<Vec<LoadConnection
         .collect()
 }
 
-fn start_batch(conn: &mut LoadConnection, workload: &Workload, rng: &mut Rng, depth: usize, now: Instant) {
+fn start_batch(
+    conn: &mut LoadConnection,
+    workload: &Workload,
+    commands: &Commands,
+    rng: &mut Rng,
+    depth: usize,
+    now: Instant,
+) {
     conn.out.clear();
     conn.written = 0;
     for _ in 0..depth {
-        let expected = workload.push_command(rng, &mut conn.out);
+        let expected = commands.push(workload, rng, &mut conn.out);
         conn.due.push_back(expected);
     }
     conn.batch_started = now;
@@ -818,23 +1177,194 @@ fn proc_cpu_seconds(path: &str) -> f64 {
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
         .sum();
+    ticks / clock_ticks_per_second()
+}
+
+/// CPU seconds the whole machine has spent on anything but idling, summed over its cores
+/// (Linux `/proc/stat`: user, nice, system, irq, softirq and steal; not idle or iowait).
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|field| field.parse::<f64>().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user and nice).
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    Some(busy / clock_ticks_per_second())
+}
+
+/// The unit of `/proc`'s CPU times (100 on nearly every Linux system).
+fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if per_second <= 0 {
-        0.0
-    } else {
-        ticks / per_second as f64
-    }
+    if per_second <= 0 { 100.0 } else { per_second as f64 }
 }
 
 fn cpu_count() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_string())
+/// The 1, 5 and 15-minute load averages (Linux `/proc/loadavg`; `None` elsewhere).
+fn read_load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(|field| field.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+fn format_load(load: Option<[f64; 3]>) -> String {
+    match load {
+        Some([one, five, fifteen]) => format!("{one:.2} {five:.2} {fifteen:.2}"),
+        None => "unknown".to_string(),
+    }
+}
+
+fn load_json(load: Option<[f64; 3]>) -> Value {
+    load.map_or(Value::Null, |load| json!(load))
+}
+
+/// The machine, as the results file describes it.
+struct Machine {
+    cores: usize,
+    /// `model name` in `/proc/cpuinfo`.
+    cpu_model: Option<String>,
+    /// `Linux 6.18.44`: `/proc/sys/kernel/ostype` and `osrelease`.
+    kernel: Option<String>,
+    load_average: Option<[f64; 3]>,
+}
+
+impl Machine {
+    fn now() -> Machine {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|text| text.trim().to_string())
+        };
+        let cpu_model = read("/proc/cpuinfo").and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        });
+        let kernel = match (
+            read("/proc/sys/kernel/ostype"),
+            read("/proc/sys/kernel/osrelease"),
+        ) {
+            (Some(os), Some(release)) => Some(format!("{os} {release}")),
+            _ => None,
+        };
+        Machine {
+            cores: cpu_count(),
+            cpu_model,
+            kernel,
+            load_average: read_load_average(),
+        }
+    }
+}
+
+/// The printed output, kept for `--record`.
+#[derive(Default)]
+struct Report {
+    text: String,
+}
+
+impl Report {
+    /// Prints one line, and keeps it.
+    fn say(&mut self, line: impl AsRef<str>) {
+        let line = line.as_ref();
+        println!("{line}");
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+}
+
+/// One entry of the results file's `runs` (see `benches/results/README.md`).
+fn run_json(
+    server: &Server,
+    protocol: Protocol,
+    depth: usize,
+    args: &Args,
+    load_at_start: Option<[f64; 3]>,
+    result: &RunResult,
+) -> Value {
+    let micros = |p: f64| {
+        result
+            .percentile(p)
+            .map(|latency| rounded(latency.as_nanos() as f64 / 1000.0, 1))
+    };
+    json!({
+        "server": server.name,
+        "server_version": server.version,
+        "protocol": protocol.id(),
+        "client": "kv_bench",
+        "depth": depth,
+        "connections": args.connections,
+        "idle_connections": 0,
+        "duration_s": rounded(result.elapsed.as_secs_f64(), 3),
+        "replies": result.replies,
+        "ops_per_s": rounded(result.ops_per_second(), 0),
+        "p50_us": micros(50.0),
+        "p99_us": micros(99.0),
+        "server_cpu": rounded(result.server_cpu, 3),
+        "client_cpu": rounded(result.client_cpu, 3),
+        "other_cpu": result.other_cpu.map(|cores| rounded(cores, 3)),
+        "load_average_at_start": load_json(load_at_start),
+    })
+}
+
+/// The commit the benchmark was built from, if it runs in a git work tree.
+fn source_json() -> Value {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => json!({
+            "commit": commit,
+            "uncommitted_changes": git(&["status", "--porcelain", "--untracked-files=no"])
+                .map(|status| !status.is_empty()),
+        }),
+        None => json!({"commit": null, "uncommitted_changes": null}),
+    }
+}
+
+/// The command that ran, as someone would type it: `cargo bench --bench kv_bench -- ...`,
+/// without the options that only choose where results go.
+fn shown_command() -> String {
+    let mut shown = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bench" => {}
+            "--json" | "--record" => {
+                args.next();
+            }
+            _ if arg.starts_with("--json=") || arg.starts_with("--record=") => {}
+            _ => shown.push(arg),
+        }
+    }
+    let mut command = "cargo bench --bench kv_bench".to_string();
+    if !shown.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&shown.join(" "));
+    }
+    command
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|err| format!("could not write {}: {err}", path.display()))
+}
+
+/// `x` rounded to `decimals` places, so the JSON shows 0.92 rather than 0.9213875.
+fn rounded(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
 }
 
 fn format_latency(latency: Option<Duration>) -> String {
