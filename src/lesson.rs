@@ -275,7 +275,9 @@ pub fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
 /// call, not the conversation: every byte that arrives starts the clock again, so a client that
 /// sends one byte just before each timeout runs out can hold a server forever. A deadline is
 /// fixed once; before each call, the socket gets only the time that is left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Deadlines compare by time: `a.min(b)` is the earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Deadline(Instant);
 
 impl Deadline {
@@ -295,11 +297,30 @@ impl Deadline {
         (!left.is_zero()).then_some(left)
     }
 
-    /// The error a call gets when the deadline has passed: [`io::ErrorKind::TimedOut`].
+    /// The error a call gets when the deadline has passed: [`io::ErrorKind::TimedOut`], with
+    /// the message "the deadline passed".
     pub fn passed_error(&self) -> io::Error {
-        io::Error::new(io::ErrorKind::TimedOut, "the deadline passed")
+        io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed)
+    }
+
+    /// Is `err` the error of a passed deadline ([`passed_error`](Deadline::passed_error), which
+    /// [`DeadlineStream`] returns)? A `TimedOut` from the kernel (ETIMEDOUT) is not.
+    pub fn is_passed_error(err: &io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<DeadlinePassed>())
     }
 }
+
+/// What [`Deadline::passed_error`] carries, so that it can be told from other timeouts.
+#[derive(Debug)]
+struct DeadlinePassed;
+
+impl fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the deadline passed")
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
 
 /// A connection whose every `read` and `write` ends by one [`Deadline`]: each call waits at
 /// most for the time that is left, and once it has passed, calls fail with `TimedOut`.
@@ -314,11 +335,21 @@ impl<'a> DeadlineStream<'a> {
     }
 
     /// A timeout from a call we limited means the deadline passed: say so, whatever the OS
-    /// called it (`WouldBlock`, EAGAIN, on Unix; `TimedOut` on Windows).
+    /// called it (`WouldBlock`, EAGAIN, on Unix; `TimedOut`, WSAETIMEDOUT, on Windows).
+    ///
+    /// On Unix a `TimedOut` error is something else, ETIMEDOUT: the kernel gave up on the
+    /// connection itself (keepalive probes or retransmissions went unanswered). That one is
+    /// passed on as it is.
     fn deadline_error(&self, err: io::Error) -> io::Error {
-        match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.deadline.passed_error(),
-            _ => err,
+        let our_timer = if cfg!(windows) {
+            io::ErrorKind::TimedOut
+        } else {
+            io::ErrorKind::WouldBlock
+        };
+        if err.kind() == our_timer {
+            self.deadline.passed_error()
+        } else {
+            err
         }
     }
 }
