@@ -178,14 +178,73 @@ pub fn exit_bind_failed(address: &str, err: &io::Error) -> ! {
 /// Ends a client with one line saying it could not reach the server and how to start one.
 /// Exit code 3 (codes 1 and 2 are left for "the server said no" and "bad usage").
 pub fn exit_connect_failed(address: &str, err: &io::Error, start_server: &str) -> ! {
-    let advice = match err.kind() {
+    let advice = connect_advice(err, start_server);
+    eprintln!("error: cannot connect to {address}: {err}; {advice}");
+    process::exit(3)
+}
+
+/// What to do when `connect` failed with `err`: `nothing is listening there; start the server
+/// first with ...` (the end of [`exit_connect_failed`]'s line).
+pub fn connect_advice(err: &io::Error, start_server: &str) -> String {
+    match err.kind() {
         io::ErrorKind::ConnectionRefused => {
             format!("nothing is listening there; start the server first with `{start_server}`")
         }
+        io::ErrorKind::TimedOut => "the server did not answer the connection request in time: it may \
+             be overloaded (its queue of connections waiting to be accepted is full), or packets to \
+             it are dropped (a firewall, a machine that is down)"
+            .to_string(),
         _ => format!("is the server running? start it with `{start_server}`"),
-    };
-    eprintln!("error: cannot connect to {address}: {err}; {advice}");
-    process::exit(3)
+    }
+}
+
+/// The C name of the error number behind `err`, such as `ECONNRESET`, for the errors a network
+/// program meets; `None` for other numbers, and for errors that did not come from the operating
+/// system (such as the standard library's own "connection timed out" of `connect_timeout`).
+///
+/// Rust prints `Connection reset by peer (os error 104)`; the number differs between systems,
+/// the name does not, and the name is what manuals (`man 2 recv`, `man 7 tcp`) and C or Python
+/// programs show (`ConnectionResetError: [Errno 104]`, `errno.ECONNRESET`).
+///
+/// ```
+/// use std::io;
+/// use socket_workbook::lesson::errno_name;
+/// assert_eq!(errno_name(&io::Error::from_raw_os_error(libc::EPIPE)), Some("EPIPE"));
+/// assert_eq!(errno_name(&io::Error::new(io::ErrorKind::TimedOut, "connection timed out")), None);
+/// ```
+pub fn errno_name(err: &io::Error) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        let name = match err.raw_os_error()? {
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::ECONNRESET => "ECONNRESET",
+            libc::ECONNABORTED => "ECONNABORTED",
+            libc::EPIPE => "EPIPE",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            // EWOULDBLOCK is the same number on Linux and macOS.
+            libc::EAGAIN => "EAGAIN",
+            libc::EINTR => "EINTR",
+            libc::EINPROGRESS => "EINPROGRESS",
+            libc::ENETUNREACH => "ENETUNREACH",
+            libc::ENETDOWN => "ENETDOWN",
+            libc::EHOSTUNREACH => "EHOSTUNREACH",
+            libc::EADDRINUSE => "EADDRINUSE",
+            libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+            libc::ENOTCONN => "ENOTCONN",
+            libc::EMFILE => "EMFILE",
+            libc::ENFILE => "ENFILE",
+            libc::ENOBUFS => "ENOBUFS",
+            libc::EACCES => "EACCES",
+            libc::EPERM => "EPERM",
+            _ => return None,
+        };
+        Some(name)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = err;
+        None
+    }
 }
 
 /// `6 bytes: "Hello\n"` — how lessons log a chunk of received bytes. Long chunks are cut after
