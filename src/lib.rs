@@ -15,6 +15,8 @@
 //!   data prints the same thing on every run.
 //! - [`kv`]: the key-value protocol of lessons 05 and 06 (described there in full): command
 //!   parsing, replies, and the store.
+//! - [`retry`]: exponential backoff with jitter, a limit on attempts and a deadline, for any
+//!   client that tries again (lesson 09).
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
@@ -28,4 +30,5 @@ pub mod kv;
 pub mod lesson;
 pub mod line_buffer;
 pub mod lockstep;
+pub mod retry;
 pub mod scenarios;
