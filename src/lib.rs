@@ -15,6 +15,9 @@
 //!   data prints the same thing on every run.
 //! - [`kv`]: the key-value protocol of lessons 05 and 06 (described there in full): command
 //!   parsing, replies, and the store.
+//! - [`proxy`]: network weather: a seeded proxy that delays, slices, cuts off, resets or stalls
+//!   TCP connections and drops, duplicates, reorders or truncates UDP datagrams, and logs what
+//!   it did (`workbook proxy`).
 //! - [`retry`]: exponential backoff with jitter, a limit on attempts and a deadline, for any
 //!   client that tries again (lesson 09).
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
@@ -30,5 +33,6 @@ pub mod kv;
 pub mod lesson;
 pub mod line_buffer;
 pub mod lockstep;
+pub mod proxy;
 pub mod retry;
 pub mod scenarios;

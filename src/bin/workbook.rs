@@ -5,6 +5,7 @@
 //! cargo run --bin workbook -- list
 //! cargo run --bin workbook -- check kv-server -- python3 kv_server.py --port {port}
 //! cargo run --bin workbook -- grade submissions/
+//! cargo run --bin workbook -- proxy --to 127.0.0.1:65433 --slice 1
 //! ```
 
 use std::path::PathBuf;
@@ -15,11 +16,12 @@ use clap::{Parser, Subcommand};
 use socket_workbook::checker::grade::{self, COMMANDS_FILE, GradeOptions};
 use socket_workbook::checker::{CheckOptions, check, find_step, report, steps};
 use socket_workbook::harness::process::{kill_all_running, wait_if_interrupted};
+use socket_workbook::proxy::ProxyArgs;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Check your own solution to a lesson, in any language, or grade a class."
+    about = "Check your own solution to a lesson, in any language, grade a class, or put bad network weather between a client and a server."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,6 +69,22 @@ enum Action {
         #[arg(long)]
         details: bool,
     },
+    /// Forward TCP (or UDP) to a server through bad network weather, and log what it did:
+    /// `workbook proxy --to 127.0.0.1:65433 --slice 1`.
+    #[command(
+        long_about = "Forward TCP connections (or UDP datagrams, with --udp) to a server through \
+                      bad network weather: delays, slices, closes, resets, stalls, refusals, lost \
+                      or reordered datagrams. It prints `listening on <ip>:<port>`, then one line \
+                      for everything it does. The same --seed and the same traffic make the same \
+                      run. Weather flags apply to both directions unless --direction says otherwise.",
+        after_help = "Examples:\n  \
+                      workbook proxy --to 127.0.0.1:65433 --slice 1                 # one byte per write\n  \
+                      workbook proxy --to 127.0.0.1:65433 --direction down --reset-after 2\n  \
+                      workbook proxy --to 127.0.0.1:65433 --stall-after 0           # a black hole\n  \
+                      workbook proxy --udp --to 127.0.0.1:9999 --drop 20% --seed 7\n\n\
+                      The book's page \"Network weather\" explains every flag and the log."
+    )]
+    Proxy(Box<ProxyArgs>),
 }
 
 fn seconds(value: f64) -> Duration {
@@ -74,6 +92,11 @@ fn seconds(value: f64) -> Duration {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The proxy starts no programs; Ctrl-C simply ends it.
+    if let Action::Proxy(args) = &cli.command {
+        return socket_workbook::proxy::cli::run(args);
+    }
     // The programs we start run in process groups of their own, out of reach of the terminal's
     // Ctrl-C: stop them ourselves, so none is left behind.
     let _ = ctrlc::set_handler(|| {
@@ -81,7 +104,7 @@ fn main() -> ExitCode {
         eprintln!("workbook: interrupted; every program it started has been stopped");
         std::process::exit(130);
     });
-    let code = run(Cli::parse().command);
+    let code = run(cli.command);
     // If Ctrl-C came while we were working, the handler ends the process once every program
     // is stopped; do not race it to the exit.
     wait_if_interrupted();
@@ -90,6 +113,7 @@ fn main() -> ExitCode {
 
 fn run(action: Action) -> ExitCode {
     match action {
+        Action::Proxy(args) => socket_workbook::proxy::cli::run(&args),
         Action::List => {
             print!("{}", report::list(&steps()));
             ExitCode::SUCCESS
