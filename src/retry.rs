@@ -136,6 +136,7 @@ pub struct Waits {
 impl Iterator for Waits {
     type Item = Duration;
 
+    // ANCHOR: waits
     fn next(&mut self) -> Option<Duration> {
         let Backoff { first, cap, jitter } = self.backoff;
         let wait = match jitter {
@@ -152,6 +153,7 @@ impl Iterator for Waits {
         self.previous = wait;
         Some(wait)
     }
+    // ANCHOR_END: waits
 }
 
 /// The limits of one request's attempts.
@@ -239,6 +241,7 @@ impl Retry {
         self.decide(self.deadline.time_left())
     }
 
+    // ANCHOR: decide
     /// [`after_failure`](Retry::after_failure) with the time left given, so the tests can
     /// check the deadline without a clock.
     fn decide(&mut self, time_left: Option<Duration>) -> Next {
@@ -254,6 +257,7 @@ impl Retry {
             _ => Next::GiveUp(GaveUp::Deadline { attempts }),
         }
     }
+    // ANCHOR_END: decide
 }
 
 /// A seed that differs from run to run and from process to process, for programs that were not
