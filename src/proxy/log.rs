@@ -81,7 +81,7 @@ impl Log {
         lines
     }
 
-    /// Waits up to `timeout` until `count(lines)` is at least `at_least`.
+    /// Waits up to `timeout` until `satisfied` says yes to the lines kept so far.
     pub(crate) fn wait_until(&self, timeout: Duration, satisfied: impl Fn(&[String]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

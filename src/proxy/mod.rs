@@ -124,6 +124,9 @@ pub struct ProxyConfig {
 /// The default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 500;
 
+/// The longest `reset_after_time` and `refuse_for`: a day.
+pub const MAX_TIME: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl ProxyConfig {
     /// A TCP proxy to `to` on a free port of 127.0.0.1, with clear weather, a random seed, and the
     /// log kept in memory.
@@ -168,6 +171,14 @@ impl ProxyConfig {
         self.down.check(self.udp)?;
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".to_string());
+        }
+        for (flag, time) in [
+            ("--reset-after-ms", self.reset_after_time),
+            ("--refuse-for-ms", self.refuse_for),
+        ] {
+            if time.is_some_and(|time| time > MAX_TIME) {
+                return Err(format!("{flag} must stay within a day"));
+            }
         }
         if self.udp && self.reset_after_time.is_some() {
             return Err("--reset-after-ms is TCP weather; it does not apply with --udp".to_string());
@@ -389,9 +400,6 @@ fn log_header(log: &log::Log, addr: SocketAddr, config: &ProxyConfig, seed: u64)
         log.event(format_args!("weather down (<): {}", config.down.describe()));
     }
     let mut rules = Vec::new();
-    if let Some(refuse) = config.refuse_for {
-        rules.push(format!("refuse connections for {} ms", refuse.as_millis()));
-    }
     if let Some(after) = config.reset_after_time {
         rules.push(format!("reset each connection after {} ms", after.as_millis()));
     }
@@ -475,5 +483,24 @@ impl ProxyHandle {
 impl Drop for ProxyHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_that_would_overflow_a_clock_are_refused() {
+        let mut config = ProxyConfig::new("127.0.0.1:9".parse().unwrap());
+        config.reset_after_time = Some(Duration::MAX);
+        assert!(config.check().unwrap_err().contains("--reset-after-ms"));
+        config.reset_after_time = None;
+        config.refuse_for = Some(Duration::MAX);
+        assert!(config.check().unwrap_err().contains("--refuse-for-ms"));
+        config.refuse_for = Some(MAX_TIME);
+        assert!(config.check().is_ok());
+        config.up.latency = Duration::MAX;
+        assert!(start(config).is_err());
     }
 }

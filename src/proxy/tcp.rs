@@ -911,6 +911,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, failure_persistence: None, ..Default::default() })]
+
+        /// Any weather, any bytes, any way of splitting them into reads: the same log, and no panic.
+        #[test]
+        fn any_split_gives_the_same_log(
+            stream in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            splits in proptest::collection::vec(1usize..80, 1..8),
+            slice in proptest::option::of(1usize..50),
+            latency in 0u64..50,
+            jitter in 0u64..50,
+            bandwidth in proptest::option::of(1u64..5000),
+            fates in (proptest::option::of(0u64..700), proptest::option::of(0u64..700), proptest::option::of(0u64..700)),
+        ) {
+            let weather = Weather {
+                slice,
+                latency: Duration::from_millis(latency),
+                jitter: Duration::from_millis(jitter),
+                bandwidth,
+                close_after: fates.0,
+                reset_after: fates.1,
+                stall_after: fates.2,
+                ..Weather::default()
+            };
+            let whole = log_of(&weather, &stream, &[stream.len().max(1)]);
+            proptest::prop_assert_eq!(log_of(&weather, &stream, &splits), whole);
+        }
+    }
+
     #[test]
     fn slices_are_logged_on_the_grid_with_their_bytes() {
         let weather = Weather {

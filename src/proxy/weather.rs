@@ -104,10 +104,10 @@ impl Weather {
         Duration::from_millis(low + roll % (high - low + 1))
     }
 
-    /// Whether a config error: a field the protocol does not use, a rate outside 0..=1, a zero
-    /// slice. `Err` says which flag is wrong, in the CLI's terms.
+    /// Checks for what the proxy cannot do: a field the protocol does not use, a rate outside
+    /// 0..=1, a zero slice, a delay over a minute. `Err` names the flag, in the CLI's terms.
     pub fn check(&self, udp: bool) -> Result<(), String> {
-        if self.latency + self.jitter > MAX_DELAY {
+        if self.latency.saturating_add(self.jitter) > MAX_DELAY {
             return Err(format!(
                 "latency plus jitter must stay within {} s",
                 MAX_DELAY.as_secs()
@@ -287,5 +287,11 @@ mod tests {
             ..Weather::default()
         };
         assert!(too_much.check(true).is_err());
+        let forever = Weather {
+            latency: Duration::MAX,
+            jitter: Duration::MAX,
+            ..Weather::default()
+        };
+        assert!(forever.check(false).unwrap_err().contains("latency plus jitter"));
     }
 }
