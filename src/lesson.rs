@@ -178,14 +178,73 @@ pub fn exit_bind_failed(address: &str, err: &io::Error) -> ! {
 /// Ends a client with one line saying it could not reach the server and how to start one.
 /// Exit code 3 (codes 1 and 2 are left for "the server said no" and "bad usage").
 pub fn exit_connect_failed(address: &str, err: &io::Error, start_server: &str) -> ! {
-    let advice = match err.kind() {
+    let advice = connect_advice(err, start_server);
+    eprintln!("error: cannot connect to {address}: {err}; {advice}");
+    process::exit(3)
+}
+
+/// What to do when `connect` failed with `err`: `nothing is listening there; start the server
+/// first with ...` (the end of [`exit_connect_failed`]'s line).
+pub fn connect_advice(err: &io::Error, start_server: &str) -> String {
+    match err.kind() {
         io::ErrorKind::ConnectionRefused => {
             format!("nothing is listening there; start the server first with `{start_server}`")
         }
+        io::ErrorKind::TimedOut => "the server did not answer the connection request in time: it may \
+             be overloaded (its queue of connections waiting to be accepted is full), or packets to \
+             it are dropped (a firewall, a machine that is down)"
+            .to_string(),
         _ => format!("is the server running? start it with `{start_server}`"),
-    };
-    eprintln!("error: cannot connect to {address}: {err}; {advice}");
-    process::exit(3)
+    }
+}
+
+/// The C name of the error number behind `err`, such as `ECONNRESET`, for the errors a network
+/// program meets; `None` for other numbers, and for errors that did not come from the operating
+/// system (such as the standard library's own "connection timed out" of `connect_timeout`).
+///
+/// Rust prints `Connection reset by peer (os error 104)`; the number differs between systems,
+/// the name does not, and the name is what manuals (`man 2 recv`, `man 7 tcp`) and C or Python
+/// programs show (`ConnectionResetError: [Errno 104]`, `errno.ECONNRESET`).
+///
+/// ```
+/// use std::io;
+/// use socket_workbook::lesson::errno_name;
+/// assert_eq!(errno_name(&io::Error::from_raw_os_error(libc::EPIPE)), Some("EPIPE"));
+/// assert_eq!(errno_name(&io::Error::new(io::ErrorKind::TimedOut, "connection timed out")), None);
+/// ```
+pub fn errno_name(err: &io::Error) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        let name = match err.raw_os_error()? {
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::ECONNRESET => "ECONNRESET",
+            libc::ECONNABORTED => "ECONNABORTED",
+            libc::EPIPE => "EPIPE",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            // EWOULDBLOCK is the same number on Linux and macOS.
+            libc::EAGAIN => "EAGAIN",
+            libc::EINTR => "EINTR",
+            libc::EINPROGRESS => "EINPROGRESS",
+            libc::ENETUNREACH => "ENETUNREACH",
+            libc::ENETDOWN => "ENETDOWN",
+            libc::EHOSTUNREACH => "EHOSTUNREACH",
+            libc::EADDRINUSE => "EADDRINUSE",
+            libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+            libc::ENOTCONN => "ENOTCONN",
+            libc::EMFILE => "EMFILE",
+            libc::ENFILE => "ENFILE",
+            libc::ENOBUFS => "ENOBUFS",
+            libc::EACCES => "EACCES",
+            libc::EPERM => "EPERM",
+            _ => return None,
+        };
+        Some(name)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = err;
+        None
+    }
 }
 
 /// `6 bytes: "Hello\n"` — how lessons log a chunk of received bytes. Long chunks are cut after
@@ -275,7 +334,9 @@ pub fn close_gracefully(conn: &mut TcpStream) -> io::Result<()> {
 /// call, not the conversation: every byte that arrives starts the clock again, so a client that
 /// sends one byte just before each timeout runs out can hold a server forever. A deadline is
 /// fixed once; before each call, the socket gets only the time that is left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Deadlines compare by time: `a.min(b)` is the earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Deadline(Instant);
 
 impl Deadline {
@@ -295,11 +356,30 @@ impl Deadline {
         (!left.is_zero()).then_some(left)
     }
 
-    /// The error a call gets when the deadline has passed: [`io::ErrorKind::TimedOut`].
+    /// The error a call gets when the deadline has passed: [`io::ErrorKind::TimedOut`], with
+    /// the message "the deadline passed".
     pub fn passed_error(&self) -> io::Error {
-        io::Error::new(io::ErrorKind::TimedOut, "the deadline passed")
+        io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed)
+    }
+
+    /// Is `err` the error of a passed deadline ([`passed_error`](Deadline::passed_error), which
+    /// [`DeadlineStream`] returns)? A `TimedOut` from the kernel (ETIMEDOUT) is not.
+    pub fn is_passed_error(err: &io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<DeadlinePassed>())
     }
 }
+
+/// What [`Deadline::passed_error`] carries, so that it can be told from other timeouts.
+#[derive(Debug)]
+struct DeadlinePassed;
+
+impl fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the deadline passed")
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
 
 /// A connection whose every `read` and `write` ends by one [`Deadline`]: each call waits at
 /// most for the time that is left, and once it has passed, calls fail with `TimedOut`.
@@ -314,11 +394,21 @@ impl<'a> DeadlineStream<'a> {
     }
 
     /// A timeout from a call we limited means the deadline passed: say so, whatever the OS
-    /// called it (`WouldBlock`, EAGAIN, on Unix; `TimedOut` on Windows).
+    /// called it (`WouldBlock`, EAGAIN, on Unix; `TimedOut`, WSAETIMEDOUT, on Windows).
+    ///
+    /// On Unix a `TimedOut` error is something else, ETIMEDOUT: the kernel gave up on the
+    /// connection itself (keepalive probes or retransmissions went unanswered). That one is
+    /// passed on as it is.
     fn deadline_error(&self, err: io::Error) -> io::Error {
-        match err.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.deadline.passed_error(),
-            _ => err,
+        let our_timer = if cfg!(windows) {
+            io::ErrorKind::TimedOut
+        } else {
+            io::ErrorKind::WouldBlock
+        };
+        if err.kind() == our_timer {
+            self.deadline.passed_error()
+        } else {
+            err
         }
     }
 }

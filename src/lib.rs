@@ -18,6 +18,8 @@
 //! - [`proxy`]: network weather: a seeded proxy that delays, slices, cuts off, resets or stalls
 //!   TCP connections and drops, duplicates, reorders or truncates UDP datagrams, and logs what
 //!   it did (`workbook proxy`).
+//! - [`retry`]: exponential backoff with jitter, a limit on attempts and a deadline, for any
+//!   client that tries again (lesson 09).
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
@@ -32,4 +34,5 @@ pub mod lesson;
 pub mod line_buffer;
 pub mod lockstep;
 pub mod proxy;
+pub mod retry;
 pub mod scenarios;
