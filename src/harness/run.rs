@@ -682,8 +682,11 @@ pub(crate) fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
     }
 }
 
+/// An IPv4 address and port (`127.0.0.1:5000`) or a bracketed IPv6 one (`[::1]:5000`). Only the
+/// IPv4 form starts with `\b`: between a space and `[` there is no word boundary (neither is a
+/// word character), so a `\b` in front of both forms never matched `[::1]:5000` after a space.
 static ADDRESS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\b").unwrap());
+    LazyLock::new(|| Regex::new(r"(\b\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\b").unwrap());
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?").unwrap()
 });
@@ -767,6 +770,22 @@ mod tests {
             stable_tokens(r#"c1 < "2026-11-25T12:58:44.123+01:00\n""#, server, &clients),
             r#"c1 < "<time>\n""#
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_after_a_space_become_tokens() {
+        let server: SocketAddr = "[::1]:40000".parse().unwrap();
+        let c1: SocketAddr = "[::1]:51234".parse().unwrap();
+        let clients = [("c1", c1)];
+        assert_eq!(
+            stable_tokens("listening on [::1]:40000", server, &clients),
+            "listening on [::1]:<port>"
+        );
+        assert_eq!(
+            stable_tokens("connected by [::1]:51234; from [fe80::1]:999", server, &clients),
+            "connected by <c1>; from <addr>"
+        );
+        assert_eq!(stable_tokens("(127.0.0.1:51234)", server, &clients), "(<c1>)");
     }
 
     #[test]

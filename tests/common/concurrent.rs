@@ -74,7 +74,10 @@ macro_rules! concurrent_kv_server_tests {
         /// `--help` starts with the lesson's own line, not the crate's description.
         #[test]
         fn help_starts_with_the_lesson() {
-            let output = std::process::Command::new($lesson).arg("--help").output().unwrap();
+            let output = std::process::Command::new($lesson)
+                .arg("--help")
+                .output()
+                .unwrap();
             let help = String::from_utf8_lossy(&output.stdout);
             assert!(help.starts_with("Lesson 0"), "--help starts with: {help}");
         }
