@@ -133,6 +133,52 @@ impl Connection {
         self.inbox.state.lock().unwrap().paused = true;
     }
 
+    /// Has [`Connection::stop_reading`] paused the taking of what the server sends?
+    pub fn is_paused(&self) -> bool {
+        self.inbox.state.lock().unwrap().paused
+    }
+
+    /// For a connection that has stopped reading: waits until what the server sends stops
+    /// arriving in our kernel's receive buffer (the same number of unread bytes for `settle`),
+    /// which means the buffers between us are full and the server's writes to us have stopped,
+    /// or it has nothing more to send; or until `timeout`. Then a server that waits in a write
+    /// to us is already waiting when the scenario goes on. Returns whether it settled.
+    pub fn wait_until_nothing_more_arrives(&self, settle: Duration, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let unread = || {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, the number of bytes waiting in the socket's
+            // receive buffer, to the pointer it is given.
+            let result = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+            (result == 0).then_some(n)
+        };
+        let deadline = Instant::now() + timeout;
+        let mut last = unread();
+        let mut unchanged_since = Instant::now();
+        let mut state = self.inbox.state.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            if now >= deadline || last.is_none() {
+                return false;
+            }
+            if now.duration_since(unchanged_since) >= settle {
+                return true;
+            }
+            // A pause between two looks (nobody signals the paused inbox: this only waits).
+            state = self
+                .inbox
+                .arrived
+                .wait_timeout(state, Duration::from_millis(5).min(deadline - now))
+                .unwrap()
+                .0;
+            let current = unread();
+            if current != last {
+                last = current;
+                unchanged_since = Instant::now();
+            }
+        }
+    }
+
     /// Tells the server we will send nothing more (it reads 0, "end of file"); we can still read.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)

@@ -17,6 +17,10 @@ use crate::escape::{escape_abbreviated, escape_bytes};
 const MAX_LINE: usize = 1024 * 1024;
 /// Byte values longer than this are shown abbreviated in transcripts.
 const SHOW_BYTES: usize = 300;
+/// After a client that stopped reading sends more requests: how long the bytes waiting for it
+/// must stay the same before the server counts as done writing to it (see
+/// [`Connection::wait_until_nothing_more_arrives`]).
+const SETTLE: Duration = Duration::from_millis(50);
 /// The pause between the writes of a `SendInWrites` step. Deliberate: it makes the pieces
 /// arrive in separate reads on the server, which is what such a step is there to test.
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(2);
@@ -320,6 +324,13 @@ impl Runner<'_> {
             Step::Send(client, bytes) => {
                 self.log(format!("{client} > {}", escape_abbreviated(bytes, SHOW_BYTES)));
                 self.send(client, bytes)?;
+                // A client that has stopped reading sent requests whose replies will pile up:
+                // before the scenario goes on, let the server fill the buffers, so that a server
+                // that then waits in a write to this client is already waiting.
+                let connection = self.connection(client)?;
+                if connection.is_paused() {
+                    connection.wait_until_nothing_more_arrives(SETTLE, timeout);
+                }
             }
             Step::SendInWrites(client, writes) => {
                 for (i, piece) in writes.iter().enumerate() {

@@ -132,7 +132,11 @@ pub const UNREAD_REPLIES: usize = 400;
 
 /// A client that asks for a lot and reads none of it must not hold up another client. A server
 /// that writes with a blocking `write` from a single thread (an event loop done wrong) waits for
-/// c1 forever, and c2 gets no answer. A thread per connection passes: only c1's thread waits.
+/// c1 forever, and c2 gets no answer. A thread per connection passes if it lets go of the store's
+/// lock before it writes: then only c1's thread waits. One that writes while it holds the lock
+/// fails too: c1's thread waits in the write with the lock, and c2's thread waits for the lock.
+/// (The harness lets the server fill the buffers to c1 before c2 connects, so that such a server
+/// is already waiting.)
 ///
 /// Run it with per-command logging off: how many of c1's commands the server has answered when
 /// the buffers fill up depends on timing.
