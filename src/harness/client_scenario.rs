@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::client::{Connection, ReadEnd, describe_io_error};
 use super::process::{OutputLine, Readiness, ServerProcess, Stream, describe_exit};
 use super::run::{
-    Failure, FailureKind, RunOptions, StepFailure, add_note, end_detail, judge_read, stable_tokens,
+    Failure, FailureKind, RunOptions, StepFailure, add_note, amount, end_detail, hopeless_for, judge_read,
+    stable_tokens,
 };
 use super::scenario::{Expect, Read};
 use crate::escape::{escape_abbreviated, shell_line};
@@ -434,11 +435,8 @@ fn run_server_step(
     };
     match step {
         ServerStep::Receive(read, expect) => {
-            let result = match read {
-                Read::Line => connection.read_line(timeout, 1024 * 1024),
-                Read::Bytes(n) => connection.read_exact(*n, timeout),
-                Read::ToEnd => connection.read_to_end(timeout),
-            };
+            let hopeless = |prefix: &[u8]| hopeless_for(expect, options.accept_alternatives, prefix);
+            let result = connection.read_unless_hopeless(amount(read), timeout, &hopeless);
             if !result.bytes.is_empty() {
                 lines.push(format!("client > {}", escape_abbreviated(&result.bytes, 300)));
             }

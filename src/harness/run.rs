@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::client::{Connection, ReadEnd, ReadResult, describe_io_error};
+use super::client::{Amount, Connection, ReadEnd, ReadResult, describe_io_error};
 use super::process::{OutputLine, ServerProcess, Stream, describe_exit};
 use super::scenario::{Client, Expect, Mismatch, Observes, Path, Read, Scenario, Step};
 use crate::escape::{escape_abbreviated, escape_bytes};
@@ -301,7 +301,7 @@ impl Runner<'_> {
         }
         self.steps_started += 1;
         if let Some(observes) = step.observes() {
-            let seen = self.observe(&observes)?;
+            let seen = self.observe(&observes, &[step])?;
             let notes = self.judge(step, &seen)?;
             for note in notes {
                 self.transcript.add_note(note);
@@ -417,7 +417,7 @@ impl Runner<'_> {
                 "a bug in the scenario",
             ));
         };
-        let seen = self.observe(&observes)?;
+        let seen = self.observe(&observes, &first_steps)?;
         let mut failures = Vec::new();
         for path in paths {
             match self.judge(&path.steps[0], &seen) {
@@ -446,17 +446,33 @@ impl Runner<'_> {
         Err(failure)
     }
 
-    /// Reads, or waits for the server to exit, as an observing step asks; logs what arrived.
-    fn observe(&mut self, observes: &Observes) -> Result<Observation, Box<StepFailure>> {
+    /// Reads, or waits for the server to exit, as an observing step asks; logs what arrived. A
+    /// read stops waiting once what arrived can meet none of `steps` (the steps that will judge
+    /// it).
+    fn observe(&mut self, observes: &Observes, steps: &[&Step]) -> Result<Observation, Box<StepFailure>> {
         let timeout = self.options.read_timeout;
         match observes {
             Observes::Read(client, read) => {
-                let conn = self.connection(client)?;
-                let result = match read {
-                    Read::Line => conn.read_line(timeout, MAX_LINE),
-                    Read::Bytes(n) => conn.read_exact(*n, timeout),
-                    Read::ToEnd => conn.read_to_end(timeout),
+                // What each step accepts: bytes an `Expect` describes, or (`None`) nothing at all.
+                let accepts: Option<Vec<Option<&Expect>>> = steps
+                    .iter()
+                    .map(|step| match step {
+                        Step::Receive(_, _, expect) => Some(Some(expect)),
+                        Step::ExpectClosed(_) | Step::ExpectOpen(_) => Some(None),
+                        _ => None,
+                    })
+                    .collect();
+                let accept_alternatives = self.options.accept_alternatives;
+                let hopeless = |prefix: &[u8]| {
+                    accepts.as_ref().is_some_and(|accepts| {
+                        accepts.iter().all(|accepted| match accepted {
+                            Some(expect) => hopeless_for(expect, accept_alternatives, prefix),
+                            None => !prefix.is_empty(),
+                        })
+                    })
                 };
+                let conn = self.connection(client)?;
+                let result = conn.read_unless_hopeless(amount(read), timeout, &hopeless);
                 if !result.bytes.is_empty() {
                     self.log(format!(
                         "{client} < {}",
@@ -658,7 +674,7 @@ pub(crate) fn judge_read(
         (ReadEnd::Closed, _) => FailureKind::ClosedEarly,
         (ReadEnd::Failed(_), _) => FailureKind::ConnectionBroken,
         // Enough bytes arrived for a line, but no newline: judged by content.
-        (ReadEnd::Complete, false) => FailureKind::WrongBytes,
+        (ReadEnd::Complete, false) | (ReadEnd::Hopeless, _) => FailureKind::WrongBytes,
         (ReadEnd::TimedOut, _) if checked.is_err() && !result.bytes.is_empty() => FailureKind::WrongBytes,
         // Everything that was expected arrived, but the connection stayed open.
         (ReadEnd::TimedOut, _) if *read == Read::ToEnd && checked.is_ok() => FailureKind::NotClosed,
@@ -684,12 +700,33 @@ pub(crate) fn judge_read(
     }))
 }
 
+/// How much a read step takes.
+pub(crate) fn amount(read: &Read) -> Amount {
+    match read {
+        Read::Line => Amount::Line { max: MAX_LINE },
+        Read::Bytes(n) => Amount::Exactly(*n),
+        Read::ToEnd => Amount::ToEnd,
+    }
+}
+
+/// Can bytes starting with `prefix` never meet `expect` (only its reference, for our own
+/// lessons)?
+pub(crate) fn hopeless_for(expect: &Expect, accept_alternatives: bool, prefix: &[u8]) -> bool {
+    let expect = if accept_alternatives {
+        expect
+    } else {
+        expect.reference()
+    };
+    expect.cannot_match(prefix)
+}
+
 pub(crate) fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
     match end {
         ReadEnd::Complete => String::new(),
         ReadEnd::Closed => ", then the server closed the connection".to_string(),
         ReadEnd::TimedOut => format!(", then nothing more arrived for {} s", timeout.as_secs_f32()),
         ReadEnd::Failed(why) => format!(", then {why}"),
+        ReadEnd::Hopeless => String::new(),
     }
 }
 

@@ -150,6 +150,33 @@ impl Expect {
         }
     }
 
+    /// Can bytes that start with `prefix` never meet this expectation, whatever follows them?
+    /// Then a read can stop waiting for the rest. `false` where that cannot be known (a
+    /// timestamp, bytes contained somewhere, anything).
+    pub fn cannot_match(&self, prefix: &[u8]) -> bool {
+        let diverges = |want: &[u8]| {
+            let n = want.len().min(prefix.len());
+            want[..n] != prefix[..n]
+        };
+        match self {
+            Expect::Exact(want) => !want.starts_with(prefix),
+            Expect::Prefix(want) => diverges(want),
+            Expect::ErrorLine => {
+                diverges(b"ERROR") || prefix.get(5).is_some_and(|&b| b != b'\n' && b != b' ')
+            }
+            Expect::Contains(_) | Expect::RecentTimestamp { .. } | Expect::Anything => false,
+            Expect::Accepting {
+                reference,
+                alternatives,
+            } => {
+                reference.cannot_match(prefix)
+                    && alternatives
+                        .iter()
+                        .all(|alternative| alternative.expect.cannot_match(prefix))
+            }
+        }
+    }
+
     /// Checks `got`, accepting alternatives (see [`Expect::judge`] for their notes). On a
     /// mismatch, says what is wrong and, where it is meaningful, the index of the first byte that
     /// differs.
@@ -651,6 +678,21 @@ mod tests {
         assert_eq!(m.expected_byte, Some(b'\n'));
         let m = Expect::exact("value\n").check(b"valuX\n").unwrap_err();
         assert_eq!(m.first_difference, Some(4));
+    }
+
+    #[test]
+    fn a_reply_that_is_already_wrong_cannot_match() {
+        let ok = Expect::exact("OK\n");
+        assert!(!ok.cannot_match(b"O") && !ok.cannot_match(b"OK"));
+        assert!(ok.cannot_match(b"ERROR") && ok.cannot_match(b"OKAY"));
+        assert!(!Expect::ErrorLine.cannot_match(b"ERR") && !Expect::ErrorLine.cannot_match(b"ERROR no"));
+        assert!(Expect::ErrorLine.cannot_match(b"OK") && Expect::ErrorLine.cannot_match(b"ERRORS"));
+        let either = Expect::ErrorLine.also_accept(Expect::exact("OK\n"), "note");
+        assert!(!either.cannot_match(b"O") && !either.cannot_match(b"ERR"));
+        assert!(either.cannot_match(b"NO"));
+        assert!(!Expect::contains("x").cannot_match(b"abc"));
+        assert!(!Expect::prefix("Echo: ").cannot_match(b"Echo: anything"));
+        assert!(Expect::prefix("Echo: ").cannot_match(b"Hello"));
     }
 
     #[test]
