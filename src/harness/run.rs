@@ -11,16 +11,16 @@ use regex::Regex;
 use super::client::{Amount, Connection, ReadEnd, ReadResult, describe_io_error};
 use super::process::{OutputLine, ServerProcess, Stream, describe_exit};
 use super::scenario::{Client, Expect, Mismatch, Observes, Path, Read, Scenario, Step};
-use crate::escape::{escape_abbreviated, escape_bytes};
+use crate::escape::{escape_abbreviated, escape_bytes, escape_shortened};
 
 /// Longest line a `Read::Line` step waits for before it gives up on seeing a newline.
 const MAX_LINE: usize = 1024 * 1024;
-/// Byte values longer than this are shown abbreviated in transcripts.
-const SHOW_BYTES: usize = 300;
 /// After a client that stopped reading sends more requests: how long the bytes waiting for it
 /// must stay the same before the server counts as done writing to it (see
 /// [`Connection::wait_until_nothing_more_arrives`]).
 const SETTLE: Duration = Duration::from_millis(50);
+/// A failure report's `got:` shows at most this many bytes (the start and the end).
+const SHOW_GOT: usize = 120;
 /// The pause between the writes of a `SendInWrites` step. Deliberate: it makes the pieces
 /// arrive in separate reads on the server, which is what such a step is there to test.
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(2);
@@ -35,6 +35,34 @@ pub struct RunOptions {
     /// Accept the other behaviours a scenario allows, with their notes (false for our own
     /// lessons, which must behave as the reference; true for a learner's program).
     pub accept_alternatives: bool,
+    /// How long a client program gets to start and connect to the fake server.
+    pub start_timeout: Duration,
+    /// How a transcript line shows a long byte string.
+    pub long_bytes: LongBytes,
+}
+
+/// How a transcript line shows a byte string longer than its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongBytes {
+    /// The first bytes, then the total: `"aaaa"... (65537 bytes)`. What the lessons' snapshots and
+    /// the book show.
+    Start(usize),
+    /// The start and the end, and how many bytes are left out between them, then the total: for
+    /// a failure report, where the end of a reply (is there a newline?) matters.
+    StartAndEnd(usize),
+}
+
+impl LongBytes {
+    /// `bytes` as this shows them.
+    pub fn show(self, bytes: &[u8]) -> String {
+        match self {
+            LongBytes::Start(max) => escape_abbreviated(bytes, max),
+            LongBytes::StartAndEnd(max) if bytes.len() > max => {
+                format!("{} ({} bytes)", escape_shortened(bytes, max), bytes.len())
+            }
+            LongBytes::StartAndEnd(_) => escape_bytes(bytes),
+        }
+    }
 }
 
 impl RunOptions {
@@ -44,6 +72,8 @@ impl RunOptions {
             read_timeout: Duration::from_secs(2),
             check_logs: true,
             accept_alternatives: false,
+            start_timeout: Duration::from_secs(10),
+            long_bytes: LongBytes::Start(300),
         }
     }
 
@@ -54,6 +84,8 @@ impl RunOptions {
             read_timeout: Duration::from_secs(2),
             check_logs: false,
             accept_alternatives: true,
+            start_timeout: Duration::from_secs(10),
+            long_bytes: LongBytes::StartAndEnd(SHOW_GOT),
         }
     }
 }
@@ -110,6 +142,9 @@ pub enum FailureKind {
     WrongOutput,
     /// A client program did not connect to the server it was given.
     DidNotConnect,
+    /// A client program did not end its stream (no close, no half-close) where the server waits
+    /// for the end of it.
+    NoEndOfStream,
 }
 
 /// A failed step, with everything needed to understand it.
@@ -135,6 +170,11 @@ pub struct Failure {
     pub stderr_tail: Vec<String>,
     /// The bytes read would have been right with a `\n` at the end.
     pub missing_newline: bool,
+    /// The failing step waited its whole timeout: for an answer, a close, an exit, a connection.
+    pub timed_out: bool,
+    /// The most threads any process of the program ran at the failure, where the system tells
+    /// (see [`ServerProcess::max_threads`]); `None` for a client program.
+    pub program_threads: Option<usize>,
 }
 
 impl Failure {
@@ -150,7 +190,7 @@ impl Failure {
         if let Some(got) = &self.got {
             lines.push(format!(
                 "     got: {} ({} bytes){}",
-                escape_abbreviated(got, SHOW_BYTES),
+                escape_shortened(got, SHOW_GOT),
                 got.len(),
                 self.detail
             ));
@@ -259,6 +299,7 @@ pub(crate) struct StepFailure {
     pub(crate) detail: String,
     pub(crate) mismatch: Option<Mismatch>,
     pub(crate) missing_newline: bool,
+    pub(crate) timed_out: bool,
 }
 
 impl StepFailure {
@@ -274,7 +315,14 @@ impl StepFailure {
             detail: detail.into(),
             mismatch: None,
             missing_newline: false,
+            timed_out: false,
         })
+    }
+
+    /// The same failure, marked as one that waited its whole timeout.
+    pub(crate) fn timed_out(mut self: Box<Self>) -> Box<StepFailure> {
+        self.timed_out = true;
+        self
     }
 }
 
@@ -322,7 +370,7 @@ impl Runner<'_> {
                 self.log(format!("{client} connects"));
             }
             Step::Send(client, bytes) => {
-                self.log(format!("{client} > {}", escape_abbreviated(bytes, SHOW_BYTES)));
+                self.log(format!("{client} > {}", self.options.long_bytes.show(bytes)));
                 self.send(client, bytes)?;
                 // A client that has stopped reading sent requests whose replies will pile up:
                 // before the scenario goes on, let the server fill the buffers, so that a server
@@ -337,7 +385,7 @@ impl Runner<'_> {
                     if i > 0 {
                         std::thread::sleep(PAUSE_BETWEEN_WRITES);
                     }
-                    self.log(format!("{client} > {}", escape_abbreviated(piece, SHOW_BYTES)));
+                    self.log(format!("{client} > {}", self.options.long_bytes.show(piece)));
                     self.send(client, piece)?;
                 }
             }
@@ -474,10 +522,8 @@ impl Runner<'_> {
                 let conn = self.connection(client)?;
                 let result = conn.read_unless_hopeless(amount(read), timeout, &hopeless);
                 if !result.bytes.is_empty() {
-                    self.log(format!(
-                        "{client} < {}",
-                        escape_abbreviated(&result.bytes, SHOW_BYTES)
-                    ));
+                    let shown = self.options.long_bytes.show(&result.bytes);
+                    self.log(format!("{client} < {shown}"));
                 }
                 Ok(Observation::Read(result))
             }
@@ -516,7 +562,8 @@ impl Runner<'_> {
                             FailureKind::NotClosed,
                             expected,
                             format!("the connection was still open after {} s", timeout.as_secs_f32()),
-                        ));
+                        )
+                        .timed_out());
                     }
                 }
                 Ok(Vec::new())
@@ -550,7 +597,8 @@ impl Runner<'_> {
                         FailureKind::ExitMismatch,
                         expected,
                         format!("it was still running after {} s", timeout.as_secs_f32()),
-                    )),
+                    )
+                    .timed_out()),
                     Some(status) if code.is_none() || status.code() == *code => {
                         self.log(format!("server exits ({})", describe_exit(*status)));
                         Ok(Vec::new())
@@ -604,6 +652,10 @@ impl Runner<'_> {
             _ => Duration::ZERO,
         };
         let server_exit = self.server.wait_exit(grace).map(describe_exit);
+        let program_threads = match server_exit {
+            None => self.server.max_threads(),
+            Some(_) => None,
+        };
         Box::new(Failure {
             scenario: self.scenario.name,
             about: self.scenario.about,
@@ -617,6 +669,8 @@ impl Runner<'_> {
             server_exit,
             stderr_tail: self.server.stderr_tail(8),
             missing_newline: failure.missing_newline,
+            timed_out: failure.timed_out,
+            program_threads,
         })
     }
 }
@@ -697,6 +751,7 @@ pub(crate) fn judge_read(
         detail,
         mismatch: checked.err(),
         missing_newline,
+        timed_out: result.end == ReadEnd::TimedOut,
     }))
 }
 

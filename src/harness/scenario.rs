@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 
-use crate::escape::{escape_abbreviated, escape_bytes};
+use crate::escape::{escape_abbreviated, escape_shortened};
 
 /// A client's name in a transcript: `c1`, `c2`, ...
 pub type Client = &'static str;
@@ -127,8 +127,7 @@ impl Expect {
     /// A human description: `"OK\n"`, `a line starting with "ERROR"`.
     pub fn describe(&self) -> String {
         match self {
-            Expect::Exact(bytes) if bytes.len() > 120 => escape_abbreviated(bytes, 120),
-            Expect::Exact(bytes) => format!("{} ({} bytes)", escape_bytes(bytes), bytes.len()),
+            Expect::Exact(bytes) => format!("{} ({} bytes)", escape_shortened(bytes, 120), bytes.len()),
             Expect::Prefix(bytes) => format!("something starting with {}", escape_abbreviated(bytes, 120)),
             Expect::Contains(bytes) => format!("something containing {}", escape_abbreviated(bytes, 120)),
             Expect::ErrorLine => r#"an error line: "ERROR\n" or "ERROR <reason>\n""#.to_string(),
@@ -513,6 +512,9 @@ pub struct Scenario {
     /// The mistake that most likely makes a program fail this scenario, told to the learner
     /// when it does (unless a more specific cause, like a crash, is known).
     pub hint: Option<&'static str>,
+    /// The book's section that reproduces that mistake by hand, with `nc`:
+    /// `05-kv-server.md#several-commands-in-one-read`.
+    pub see: Option<&'static str>,
 }
 
 impl Scenario {
@@ -522,12 +524,20 @@ impl Scenario {
             about,
             steps: Vec::new(),
             hint: None,
+            see: None,
         }
     }
 
     /// Sets the hint shown when a program fails this scenario.
     pub fn hint(mut self, hint: &'static str) -> Self {
         self.hint = Some(hint);
+        self
+    }
+
+    /// The book's section that reproduces this scenario's mistake by hand (`chapter.md#heading`);
+    /// the checker shows it with the hint.
+    pub fn see(mut self, chapter_and_heading: &'static str) -> Self {
+        self.see = Some(chapter_and_heading);
         self
     }
 

@@ -27,6 +27,7 @@ pub fn two_clients_interleaved() -> Scenario {
         "serve each connection on its own thread (or with an event loop), with one store shared \
          by all of them",
     )
+    .see("07-kv-server-threads.md#head-of-line-blocking")
     .connect("c1")
     .server_logs("#1 connected")
     .connect("c2")
@@ -71,6 +72,7 @@ pub fn idle_client_does_not_block() -> Scenario {
         "a server that waits for one client's next command cannot answer anyone else: serve each \
          connection on its own thread, or watch all of them with an event loop",
     )
+    .see("05-kv-server.md#a-second-client-waits")
     .expect_line("c2", "1\n")
     .close("c2")
     .server_logs("#2 disconnected")
@@ -148,9 +150,11 @@ pub fn client_not_reading_does_not_block() -> Scenario {
     )
     .hint(
         "a client that does not read its replies must not hold up the others. A blocking write \
-         waits until that client reads; in an event loop, write only what the socket takes now \
-         (a non-blocking write), keep the rest for later, and serve the other clients meanwhile",
+         waits until that client reads: with threads, do not hold the store's lock while you write; \
+         in an event loop, write only what the socket takes now (a non-blocking write), keep the \
+         rest for later, and serve the other clients meanwhile",
     )
+    .see("07-kv-server-threads.md#a-client-that-reads-nothing")
     .connect("c1")
     .server_logs("#1 connected")
     .send("c1", format!("SET big {value}\n"))

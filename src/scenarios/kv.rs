@@ -49,6 +49,7 @@ pub fn set_get_delete() -> Scenario {
         "a key is stored, read back and deleted; after that it is gone",
     )
     .hint("answer every command with exactly one line ending in \\n: OK, the value, or ERROR and a reason")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET city Paris\n")
     .expect_line("c1", "OK\n")
@@ -84,6 +85,7 @@ pub fn missing_key() -> Scenario {
         "GET and DELETE of a key that does not exist get an error line; the connection stays usable",
     )
 .hint("a missing key must get an ERROR line (\"ERROR\" or \"ERROR <reason>\"), not an empty line or silence")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "GET nothing\n")
     .read_line("c1", Expect::ErrorLine)
@@ -233,6 +235,7 @@ pub fn pipelined_commands() -> Scenario {
         "three commands sent in one write get three replies, in order",
     )
 .hint("several commands can arrive in one read: answer every complete line in your buffer, not only the first")
+    .see("05-kv-server.md#several-commands-in-one-read")
     .connect("c1")
     .send("c1", "SET fruit apple\nGET fruit\nDELETE fruit\n")
     .expect_line("c1", "OK\n")
@@ -249,6 +252,7 @@ pub fn command_in_one_byte_writes() -> Scenario {
         "a command sent one byte per write gets one reply, once its newline arrives",
     )
 .hint("a command can arrive across several reads: keep what you read in a buffer until a \\n arrives, then handle the line")
+    .see("05-kv-server.md#a-command-in-pieces")
     .connect("c1")
     .send_bytewise("c1", "SET slow yes\n")
     .expect_line("c1", "OK\n")
@@ -270,6 +274,7 @@ pub fn invalid_utf8() -> Scenario {
         "bytes that are not UTF-8 get an ERROR line (or are stored and returned exactly as they came): \
          do not crash while decoding, and never replace bytes you cannot decode",
     )
+    .see("05-kv-server.md#bytes-that-are-not-utf-8")
     .connect("c1")
     .send("c1", b"SET bytes \xff\xfe\n")
     .either(
@@ -299,6 +304,7 @@ pub fn line_too_long() -> Scenario {
         "65537 bytes without a newline get an error line and the connection is closed; the next client is served",
     )
 .hint("cap the line length: once more than 65536 bytes have arrived without a newline, answer an ERROR line, close that connection, and keep serving")
+    .see("05-kv-server.md#a-line-longer-than-64-kib")
     .connect("c1")
     .send("c1", "SET kept yes\n")
     .expect_line("c1", "OK\n")
@@ -323,6 +329,7 @@ pub fn shared_between_connections() -> Scenario {
         "a value one client stores is there for the next client",
     )
     .hint("the store belongs to the server, not to a connection: create it once, before the accept loop")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET message hi from c1\n")
     .expect_line("c1", "OK\n")
@@ -397,6 +404,7 @@ pub fn client_set() -> ClientScenario {
         "SET sends exactly one command line, prints the OK reply and exits 0",
     )
 .hint("send exactly one line (the words joined by single spaces, then \\n), print the reply line, and exit 0")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["SET", "a", "1"])
     .receive_line(command_line("SET a 1\n"))
     .reply("OK\n")
@@ -459,6 +467,7 @@ pub fn client_value_with_spaces() -> ClientScenario {
         "a value with spaces is sent as it is, after one space",
     )
     .hint("send the value as it was given, after the key and one space")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["SET", "greeting", "hello, big world"])
     .receive_line(command_line("SET greeting hello, big world\n"))
     .reply("OK\n")
@@ -500,6 +509,7 @@ pub fn client_refused() -> ClientScenario {
         "no server is running: the client reports it in a clear line and exits non-zero",
     )
     .hint("catch the connection error, print one clear line on stderr, and exit with a non-zero code")
+    .see("06-kv-client.md#nobody-is-listening")
     .args(&["GET", "a"])
     .nobody_listening()
     .exits(ExitExpect::Failure)
