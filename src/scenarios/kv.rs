@@ -67,6 +67,7 @@ pub fn set_get_delete() -> Scenario {
 pub fn overwrite() -> Scenario {
     Scenario::new("overwrite", "a second SET of the same key replaces its value")
         .hint("a SET of a key that exists replaces its value")
+        .see("05-kv-server.md#run-it")
         .connect("c1")
         .send("c1", "SET color red\n")
         .expect_line("c1", "OK\n")
@@ -107,6 +108,7 @@ pub fn value_with_spaces() -> Scenario {
         "the value of SET is the rest of the line, spaces included",
     )
 .hint("the value is the rest of the line after the key and one space, spaces included: split the line at most twice")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET greeting hello,  big world\n")
     .expect_line("c1", "OK\n")
@@ -127,6 +129,7 @@ pub fn empty_value() -> Scenario {
         "\"SET key \" (a space, then nothing) stores the empty value, and GET then answers an empty line; \
          or refuse it with an ERROR line, and then GET must find nothing",
     )
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET nothing \n")
     .either(
@@ -153,6 +156,7 @@ pub fn mixed_case_commands() -> Scenario {
             "command words are case-insensitive: compare them in upper case (or refuse every word that \
              is not in upper case, with an ERROR line)",
         )
+        .see("05-kv-server.md#run-it")
         .connect("c1")
         .send("c1", "set lang Rust\n")
         .either(
@@ -182,6 +186,7 @@ pub fn unknown_command() -> Scenario {
         "an unknown command gets an error line, and the next command works",
     )
 .hint("an unknown command gets an ERROR line and the connection stays usable: never crash or hang up on bad input")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "HELLO server\n")
     .read_line("c1", Expect::ErrorLine)
@@ -199,6 +204,7 @@ pub fn wrong_arity() -> Scenario {
         "commands with too few or too many words get error lines; the connection stays usable",
     )
     .hint("a command with too few or too many words gets an ERROR line, and the connection stays usable")
+    .see("05-kv-server.md#run-it")
     .connect("c1");
     for line in ["GET\n", "GET a b\n", "DELETE\n", "SET\n"] {
         scenario = scenario.send("c1", line).read_line("c1", Expect::ErrorLine);
@@ -217,6 +223,7 @@ pub fn crlf_line_endings() -> Scenario {
         "lines may end with \\r\\n; the \\r is not part of the command or the value",
     )
     .hint("strip one \\r before the \\n: some clients (telnet, Windows tools) end lines with \\r\\n")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET os windows\r\n")
     .expect_line("c1", "OK\n")
@@ -348,6 +355,7 @@ pub fn ok_value_ambiguity() -> Scenario {
         "values \"OK\" and \"ERROR oops\" come back looking exactly like status replies",
     )
     .hint("store and return values exactly as given, even when they look like OK or ERROR")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET answer OK\n")
     .expect_line("c1", "OK\n")
@@ -417,6 +425,7 @@ pub fn client_set() -> ClientScenario {
 pub fn client_get() -> ClientScenario {
     ClientScenario::new("get", "GET prints the value the server replies and exits 0")
         .hint("print the reply line as it came, without the newline and without anything added")
+        .see("06-kv-client.md#see-exactly-what-your-client-sends")
         .args(&["GET", "a"])
         .receive_line(command_line("GET a\n"))
         .reply("1\n")
@@ -432,6 +441,7 @@ pub fn client_get_missing() -> ClientScenario {
         "an ERROR reply is printed as it came, and the client exits 1",
     )
     .hint("when the reply starts with ERROR, print it as it came and exit with code 1")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["GET", "nothing"])
     .receive_line(command_line("GET nothing\n"))
     .reply("ERROR no such key\n")
@@ -450,6 +460,7 @@ pub fn client_bare_error() -> ClientScenario {
         "a reply of just ERROR (no reason) is an error reply too: exit 1",
     )
     .hint("a reply of just ERROR is an error too: print it and exit with code 1")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["DELETE", "a"])
     .receive_line(command_line("DELETE a\n"))
     .reply("ERROR\n")
@@ -480,7 +491,8 @@ pub fn client_value_with_spaces() -> ClientScenario {
 pub fn client_delete() -> ClientScenario {
     ClientScenario::new("delete", "DELETE sends one line and prints the OK reply")
 .hint("send exactly one line (the words joined by single spaces, then \\n), print the reply line, and exit 0")
-        .args(&["DELETE", "a"])
+        .see("06-kv-client.md#see-exactly-what-your-client-sends")
+    .args(&["DELETE", "a"])
         .receive_line(command_line("DELETE a\n"))
         .reply("OK\n")
         .expect_end_of_input()
@@ -496,6 +508,7 @@ pub fn client_no_reply() -> ClientScenario {
         "the server closes the connection without replying: the client says so and exits non-zero",
     )
     .hint("if the server closes without a reply, say so on stderr and exit with a non-zero code")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["GET", "a"])
     .receive_line(command_line("GET a\n"))
     .close()
