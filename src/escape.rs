@@ -32,6 +32,52 @@ pub fn escape_abbreviated(bytes: &[u8], max: usize) -> String {
     out
 }
 
+/// Like [`escape_bytes`], but a value whose escaped form is longer than `max` characters keeps
+/// its start and its end (about two thirds and one third of `max`) and says how many bytes in the
+/// middle are left out: `"ERROR what is AAAA" ... 61600 bytes left out ... "AAAA\n"`. The end is
+/// kept because it is where a reply most often goes wrong (a missing `\n`). It says nothing about
+/// the total length: the caller shows that once, next to it.
+///
+/// ```
+/// use socket_workbook::escape::escape_shortened;
+/// assert_eq!(escape_shortened(b"abcdefghij", 6), r#""abcd" ... 4 bytes left out ... "ij""#);
+/// assert_eq!(escape_shortened(b"abc\n", 6), r#""abc\n""#);
+/// assert_eq!(escape_shortened(&[0xff; 10], 12), r#""\xff\xff" ... 7 bytes left out ... "\xff""#);
+/// ```
+pub fn escape_shortened(bytes: &[u8], max: usize) -> String {
+    let width = |b: &u8| escaped_width(*b);
+    if bytes.iter().map(width).sum::<usize>() <= max {
+        return escape_bytes(bytes);
+    }
+    let take = |bytes: &mut dyn Iterator<Item = &u8>, budget: usize| {
+        let mut used = 0;
+        bytes
+            .take_while(|b| {
+                used += width(b);
+                used <= budget
+            })
+            .count()
+    };
+    let tail_budget = max / 3;
+    let head = take(&mut bytes.iter(), max - tail_budget);
+    let tail = take(&mut bytes[head..].iter().rev(), tail_budget);
+    format!(
+        "{} ... {} bytes left out ... {}",
+        escape_bytes(&bytes[..head]),
+        bytes.len() - head - tail,
+        escape_bytes(&bytes[bytes.len() - tail..])
+    )
+}
+
+/// How many characters [`escape_bytes`] writes for `b`.
+fn escaped_width(b: u8) -> usize {
+    match b {
+        b'\n' | b'\r' | b'\t' | 0 | b'\\' | b'"' => 2,
+        0x20..=0x7e => 1,
+        _ => 4,
+    }
+}
+
 /// Joins arguments into one line a shell would read back the same way, quoting where needed:
 /// `python3 'my server.py' --port {port}`.
 pub fn shell_line(args: &[String]) -> String {

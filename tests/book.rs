@@ -172,6 +172,46 @@ fn links_between_chapters_point_to_existing_headings() {
     problems.fail_if_any("a link between chapters is broken");
 }
 
+/// The checker's hints send a learner to the book's section that reproduces the mistake by hand
+/// (`workbook check` shows them as `book/book/html/05-kv-server.html#a-missing-newline`): each
+/// must name a chapter in `SUMMARY.md` and a heading of it.
+#[test]
+fn every_hint_of_the_checker_links_to_a_heading_that_exists() {
+    let book = Book::load();
+    let links = socket_workbook::checker::book_links();
+    assert!(
+        !links.is_empty(),
+        "the checker's hints link to no section of the book"
+    );
+    let mut broken = Vec::new();
+    for link in links {
+        let (file, fragment) = link.split_once('#').unwrap_or((link, ""));
+        let target = normalize(&book.src.join(file));
+        let Some(chapter) = book.chapters.iter().find(|c| c.path == target) else {
+            broken.push(format!("{link}: book/src/{file} does not exist"));
+            continue;
+        };
+        if !book.summary.iter().any(|entry| entry.target == target) {
+            broken.push(format!(
+                "{link}: book/src/{file} is not in SUMMARY.md, so it is not built"
+            ));
+        }
+        let ids = heading_ids(&chapter.text);
+        if fragment.is_empty() || !ids.iter().any(|id| id == fragment) {
+            broken.push(format!(
+                "{link}: book/src/{file} has no heading with the id `{fragment}`; its headings are: {}",
+                ids.join(", ")
+            ));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "a hint of the checker (src/checker/hints.rs, src/scenarios/*.rs: `.see(...)`) links to a \
+         section that does not exist; fix the link or the heading:\n{}",
+        broken.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checking one include directive
 // ---------------------------------------------------------------------------------------------

@@ -45,6 +45,10 @@ enum Action {
         /// Run only the scenarios whose name contains this text.
         #[arg(long)]
         only: Option<String>,
+        /// Run every scenario, also when the first three stall the same way (a server that never
+        /// answers, a client that never exits); by default the rest are then not run.
+        #[arg(long)]
+        no_fail_fast: bool,
         /// Your program and its arguments; `{port}` is replaced by the port to use.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
@@ -123,6 +127,7 @@ fn run(action: Action) -> ExitCode {
             json,
             timeout,
             only,
+            no_fail_fast,
             command,
         } => {
             let Some(step) = find_step(&step) else {
@@ -132,6 +137,7 @@ fn run(action: Action) -> ExitCode {
             let options = CheckOptions {
                 read_timeout: seconds(timeout),
                 only,
+                fail_fast: !no_fail_fast,
                 ..CheckOptions::default()
             };
             match check(&step, &command, &options) {

@@ -4,14 +4,21 @@
 //! how to run that student's program for each step, one step per line:
 //!
 //! ```text
-//! # step: command (run in this folder by `sh -c`; {port} is replaced by a free port)
-//! echo-server: python3 echo_server.py {port}
+//! # step: command (run in this folder by sh; {port} is replaced by a free port)
+//! echo-server: python3 echo_server.py --port {port}
 //! kv-server: python3 kv_server.py --port {port}
 //! kv-client: python3 kv_client.py --port {port}
 //! ```
 //!
 //! Every step runs exactly like `workbook check`, with the same isolation and timeouts, and each
-//! student has a time budget: scenarios not started when it runs out count as failed.
+//! student has a time budget: scenarios not started when it runs out count as failed. A line is
+//! run as `sh -c 'LINE "$@"' sh WORDS...`: for a client step, the scenario's words (`SET a 1`) are
+//! added at the end of the student's command, each one a word of its own, as `workbook check`
+//! adds them.
+//!
+//! The table (Markdown) and the CSV file are made for a gradebook: one row per student, one
+//! column per step, the same total for everyone (a step not given counts as none passed), and a
+//! note for everything a number does not say, every zero included.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,46 +26,64 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{CheckOptions, CheckStep, StepReport, check, find_step};
+use super::{CheckOptions, CheckStep, Outcome, StepReport, check, find_step};
 
 /// The file in each student's folder.
 pub const COMMANDS_FILE: &str = "workbook-commands.txt";
+
+/// One line of a commands file: how to run a student's program for one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCommand {
+    pub step: String,
+    /// The command line, `{port}` included, as the student wrote it.
+    pub command: String,
+    /// Its line in the commands file (1-based), for the notes.
+    pub line: usize,
+}
 
 /// One student's folder and what it asks us to run.
 #[derive(Debug, Clone)]
 pub struct Student {
     pub name: String,
     pub dir: PathBuf,
-    /// (step, command line)
-    pub commands: Vec<(String, String)>,
+    pub commands: Vec<StepCommand>,
     /// Problems with the commands file, by line.
     pub problems: Vec<String>,
 }
 
 /// Reads `workbook-commands.txt`: `step: command` lines; `#` comments and blank lines are skipped.
-pub fn parse_commands(text: &str) -> (Vec<(String, String)>, Vec<String>) {
-    let mut commands = Vec::new();
+/// Returns the commands and the problems, each naming its line.
+pub fn parse_commands(text: &str) -> (Vec<StepCommand>, Vec<String>) {
+    let mut commands: Vec<StepCommand> = Vec::new();
     let mut problems = Vec::new();
-    for (number, line) in text.lines().enumerate() {
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.split_once(':') {
-            Some((step, command)) if find_step(step.trim()).is_some() && !command.trim().is_empty() => {
-                commands.push((step.trim().to_string(), command.trim().to_string()));
-            }
-            Some((step, _)) if find_step(step.trim()).is_none() => {
-                problems.push(format!(
-                    "line {}: unknown step {:?} (see `workbook list`)",
-                    number + 1,
-                    step.trim()
-                ));
-            }
-            _ => problems.push(format!(
-                "line {}: expected `step: command`, got {line:?}",
-                number + 1
-            )),
+        let Some((step, command)) = line.split_once(':') else {
+            problems.push(format!("line {number}: expected `step: command`, got {line:?}"));
+            continue;
+        };
+        let (step, command) = (step.trim(), command.trim());
+        if find_step(step).is_none() {
+            problems.push(format!(
+                "line {number}: unknown step {step:?} (see `workbook list`)"
+            ));
+        } else if command.is_empty() {
+            problems.push(format!("line {number}: no command after `{step}:`"));
+        } else if let Some(first) = commands.iter().find(|c| c.step == step) {
+            problems.push(format!(
+                "line {number}: {step} again; the command on line {} is the one used",
+                first.line
+            ));
+        } else {
+            commands.push(StepCommand {
+                step: step.to_string(),
+                command: command.to_string(),
+                line: number,
+            });
         }
     }
     (commands, problems)
@@ -91,6 +116,17 @@ pub fn discover(dir: &Path) -> std::io::Result<Vec<Student>> {
     Ok(students)
 }
 
+/// The command `check` runs for a line of a commands file: the line, run by `sh`, with the
+/// words a client scenario adds passed on to the student's program as `"$@"`.
+pub fn shell_command(line: &str) -> Vec<String> {
+    vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!("{line} \"$@\""),
+        "sh".to_string(),
+    ]
+}
+
 /// One cell of the table.
 #[derive(Debug)]
 pub enum Cell {
@@ -98,8 +134,8 @@ pub enum Cell {
     Ran(StepReport),
     /// The student gave no command for this step.
     Missing,
-    /// The step could not run (e.g. the program was not found).
-    CannotRun(String),
+    /// The step could not run (e.g. the command has no `{port}`); the line of the commands file.
+    CannotRun { why: String, line: usize },
 }
 
 impl Cell {
@@ -112,11 +148,20 @@ impl Cell {
         }
     }
 
-    fn text(&self) -> String {
+    /// Scenarios passed; `None` for a step not given.
+    pub fn passed(&self) -> Option<usize> {
+        match self {
+            Cell::Ran(report) => Some(report.passed()),
+            Cell::CannotRun { .. } => Some(0),
+            Cell::Missing => None,
+        }
+    }
+
+    fn text(&self, step: &CheckStep) -> String {
         match self {
             Cell::Ran(report) => format!("{}/{}", report.passed(), report.total()),
             Cell::Missing => "—".to_string(),
-            Cell::CannotRun(_) => "could not run".to_string(),
+            Cell::CannotRun { .. } => format!("0/{} (could not run)", step.scenario_count()),
         }
     }
 }
@@ -131,29 +176,67 @@ pub struct StudentGrade {
 
 impl StudentGrade {
     /// What the instructor should know beside the numbers, one entry each: problems with the
-    /// commands file, steps that could not run or ran out of time, and the notes of passed
-    /// scenarios (`kv-server: your server refuses an empty value ...`). `steps` are the table's.
+    /// commands file, why a step scored nothing (never listened, exited at once, never answered,
+    /// could not run), steps that ran out of time, and the notes of passed scenarios
+    /// (`kv-server: your server refuses an empty value ...`). `steps` are the table's.
     pub fn notes(&self, steps: &[CheckStep]) -> Vec<String> {
         let mut notes = self.student.problems.clone();
         for (step, cell) in steps.iter().zip(&self.cells) {
             match cell {
-                Cell::CannotRun(why) => notes.push(format!("{}: {why}", step.name)),
-                Cell::Ran(report) if report.never_started() => {
-                    notes.push(format!("{}: the program never started listening", step.name));
+                Cell::Missing => {}
+                Cell::CannotRun { why, line } => {
+                    notes.push(format!("{} (line {line}): could not run: {why}", step.name));
                 }
-                Cell::Ran(report) if report.ran_out_of_time() => {
-                    notes.push(format!("{}: time limit reached", step.name));
+                Cell::Ran(report) => {
+                    if let Some(trouble) = &report.trouble {
+                        notes.push(format!("{}: {}", step.name, trouble.what));
+                    } else if report.ran_out_of_time() {
+                        let not_run = report
+                            .results
+                            .iter()
+                            .filter(|r| matches!(r.outcome, Outcome::NotRun { .. }))
+                            .count();
+                        notes.push(format!(
+                            "{}: time limit reached, {not_run} scenarios not run",
+                            step.name
+                        ));
+                    } else if report.passed() == 0 && report.total() > 0 {
+                        notes.push(format!("{}: {}", step.name, why_none_passed(report)));
+                    }
+                    notes.extend(
+                        cell.notes()
+                            .into_iter()
+                            .map(|note| format!("{}: {note}", step.name)),
+                    );
                 }
-                _ => {}
             }
-            notes.extend(
-                cell.notes()
-                    .into_iter()
-                    .map(|note| format!("{}: {note}", step.name)),
-            );
         }
         notes
     }
+
+    /// Scenarios passed, and the table's total (the same for every student).
+    pub fn totals(&self, steps: &[CheckStep]) -> (usize, usize) {
+        let passed = self.cells.iter().filter_map(Cell::passed).sum();
+        (passed, steps.iter().map(CheckStep::scenario_count).sum())
+    }
+}
+
+/// For a step that ran and passed nothing, without a trouble of its own: the first failure and
+/// its hint (or its cause).
+fn why_none_passed(report: &StepReport) -> String {
+    if let Some(cause) = report.causes.first() {
+        return format!("none passed; the program {}", cause.what);
+    }
+    report
+        .results
+        .iter()
+        .find_map(|r| match &r.outcome {
+            Outcome::Failed { hint, .. } => {
+                Some(format!("none passed; the first failure, {}: {hint}", r.name))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| "none passed".to_string())
 }
 
 /// How to grade.
@@ -173,7 +256,7 @@ pub fn table_steps(students: &[Student]) -> Vec<CheckStep> {
         .filter(|step| {
             students
                 .iter()
-                .any(|s| s.commands.iter().any(|(name, _)| name == step.name))
+                .any(|s| s.commands.iter().any(|c| c.step == step.name))
         })
         .collect()
 }
@@ -215,15 +298,15 @@ fn grade_student(student: Student, steps: &[CheckStep], options: &GradeOptions) 
     let cells = steps
         .iter()
         .map(
-            |step| match student.commands.iter().find(|(name, _)| name == step.name) {
+            |step| match student.commands.iter().find(|c| c.step == step.name) {
                 None => Cell::Missing,
-                Some((_, line)) => {
-                    let command = vec!["sh".to_string(), "-c".to_string(), line.clone()];
-                    match check(step, &command, &check_options) {
-                        Ok(report) => Cell::Ran(report),
-                        Err(why) => Cell::CannotRun(why.0),
-                    }
-                }
+                Some(given) => match check(step, &shell_command(&given.command), &check_options) {
+                    Ok(report) => Cell::Ran(report),
+                    Err(why) => Cell::CannotRun {
+                        why: why.0,
+                        line: given.line,
+                    },
+                },
             },
         )
         .collect();
@@ -234,17 +317,8 @@ fn grade_student(student: Student, steps: &[CheckStep], options: &GradeOptions) 
     }
 }
 
-fn totals(grade: &StudentGrade) -> (usize, usize) {
-    grade
-        .cells
-        .iter()
-        .fold((0, 0), |(passed, total), cell| match cell {
-            Cell::Ran(report) => (passed + report.passed(), total + report.total()),
-            _ => (passed, total),
-        })
-}
-
-/// The table as Markdown: a row per student, a column per step, passed/total in each cell.
+/// The table as Markdown: a row per student, a column per step, passed/total in each cell (`—`
+/// for a step not given).
 pub fn markdown(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
     let mut out = String::from("| student |");
     for step in steps {
@@ -254,46 +328,71 @@ pub fn markdown(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
     out.push_str(&"---|".repeat(steps.len() + 2));
     out.push('\n');
     for grade in grades {
-        let (passed, total) = totals(grade);
+        let (passed, total) = grade.totals(steps);
         out.push_str(&format!("| {} |", grade.student.name));
-        for cell in &grade.cells {
-            out.push_str(&format!(" {} |", cell.text()));
+        for (step, cell) in steps.iter().zip(&grade.cells) {
+            out.push_str(&format!(" {} |", cell.text(step)));
         }
+        let notes = grade.notes(steps).join("; ");
         out.push_str(&format!(
             " {passed}/{total} | {} |\n",
-            grade.notes(steps).join("; ").replace('|', "\\|")
+            notes.replace('|', "\\|").replace(['\n', '\r'], " ")
         ));
     }
     out
 }
 
-/// The same table as CSV, with the notes column last.
+/// The same table as CSV (RFC 4180), for a spreadsheet or a gradebook: a column per step headed
+/// `step (of N)` with the number of scenarios passed (a number, not `3/4`, which a spreadsheet
+/// reads as a date), an empty cell for a step not given, then passed, total and the notes.
 pub fn csv(grades: &[StudentGrade], steps: &[CheckStep]) -> String {
-    let quote = |field: &str| {
-        if field.contains([',', '"', '\n']) {
-            format!("\"{}\"", field.replace('"', "\"\""))
-        } else {
-            field.to_string()
-        }
-    };
-    let mut out = String::from("student");
-    for step in steps {
-        out.push_str(&format!(",{}", step.name));
-    }
-    out.push_str(",passed,total,notes\n");
+    let mut out = String::new();
+    let mut header = vec!["student".to_string()];
+    header.extend(
+        steps
+            .iter()
+            .map(|step| format!("{} (of {})", step.name, step.scenario_count())),
+    );
+    header.extend(["passed", "total", "notes"].map(String::from));
+    push_csv_row(&mut out, &header);
     for grade in grades {
-        let (passed, total) = totals(grade);
-        out.push_str(&quote(&grade.student.name));
-        for cell in &grade.cells {
-            out.push(',');
-            out.push_str(&quote(&cell.text()));
-        }
-        out.push_str(&format!(
-            ",{passed},{total},{}\n",
-            quote(&grade.notes(steps).join("; "))
-        ));
+        let (passed, total) = grade.totals(steps);
+        let mut row = vec![grade.student.name.clone()];
+        row.extend(
+            grade
+                .cells
+                .iter()
+                .map(|cell| cell.passed().map_or(String::new(), |n| n.to_string())),
+        );
+        row.extend([
+            passed.to_string(),
+            total.to_string(),
+            grade.notes(steps).join("; "),
+        ]);
+        push_csv_row(&mut out, &row);
     }
     out
+}
+
+fn push_csv_row(out: &mut String, fields: &[String]) {
+    let quoted: Vec<String> = fields.iter().map(|field| csv_field(field)).collect();
+    out.push_str(&quoted.join(","));
+    out.push_str("\r\n");
+}
+
+/// One CSV field: quoted when it holds a comma, a quote or a line break (quotes doubled). Text
+/// that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a `'` in front.
+fn csv_field(field: &str) -> String {
+    let field = if field.starts_with(['=', '+', '-', '@']) {
+        format!("'{field}")
+    } else {
+        field.to_string()
+    };
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field
+    }
 }
 
 #[cfg(test)]
@@ -303,20 +402,56 @@ mod tests {
     #[test]
     fn commands_file_lines_are_parsed_and_problems_reported() {
         let (commands, problems) = parse_commands(
-            "# my steps\n\necho-server: python3 echo.py {port}\nkv-serve: x\nnonsense\ntime-server:   ./time --port {port}  \n",
+            "# my steps\n\necho-server: python3 echo.py --port {port}\nkv-serve: x\nnonsense\n\
+             time-server:   ./time --port {port}  \necho-server: again\nkv-server:\n",
         );
         assert_eq!(
             commands,
             vec![
-                ("echo-server".to_string(), "python3 echo.py {port}".to_string()),
-                ("time-server".to_string(), "./time --port {port}".to_string()),
+                StepCommand {
+                    step: "echo-server".to_string(),
+                    command: "python3 echo.py --port {port}".to_string(),
+                    line: 3
+                },
+                StepCommand {
+                    step: "time-server".to_string(),
+                    command: "./time --port {port}".to_string(),
+                    line: 6
+                },
             ]
         );
-        assert_eq!(problems.len(), 2);
-        assert!(
-            problems[0].contains("line 4") && problems[0].contains("unknown step"),
-            "{problems:?}"
+        assert_eq!(
+            problems,
+            [
+                "line 4: unknown step \"kv-serve\" (see `workbook list`)",
+                "line 5: expected `step: command`, got \"nonsense\"",
+                "line 7: echo-server again; the command on line 3 is the one used",
+                "line 8: no command after `kv-server:`",
+            ]
         );
-        assert!(problems[1].contains("line 5"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_words_of_a_client_scenario_reach_the_program_as_they_are() {
+        let mut command: Vec<String> = shell_command("printf '[%s]' {port}");
+        command.extend(["SET", "greeting", "hello, big world"].map(String::from));
+        let output = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "[{port}][SET][greeting][hello, big world]"
+        );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_for_a_spreadsheet() {
+        assert_eq!(csv_field("alice"), "alice");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field(""), "");
     }
 }

@@ -17,10 +17,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::client_scenario::{ClientScenario, run_client_scenario};
-use crate::harness::process::{Readiness, ServerProcess};
+use crate::harness::process::{Readiness, ServerProcess, StartError};
 use crate::harness::run::{Failure, FailureKind, RunOptions, run_scenario};
 use crate::harness::scenario::Scenario;
 use crate::scenarios;
+use hints::{Advice, Cause, Hint};
 
 /// What a step's scenarios test: a server we connect to, or a client we run against a fake server.
 #[derive(Clone, Copy)]
@@ -64,7 +65,7 @@ pub fn steps() -> Vec<CheckStep> {
             lessons: &["01_echo_server"],
             expects: "answers every read with \"Echo: \" and exactly the bytes read, reading up to 1024 bytes at a time \
                       (like recv(1024)); when its client closes, exits (or serves the next client)",
-            example: "python3 echo_server.py {port}",
+            example: "python3 echo_server.py --port {port}",
             kind: StepKind::Server(scenarios::echo::all),
             hints: hints::ECHO_SERVER,
         },
@@ -124,6 +125,33 @@ pub fn steps() -> Vec<CheckStep> {
     ]
 }
 
+/// Every section of the book a hint links to (`chapter.md#heading`), each once: the steps'
+/// shared hints, every scenario's own, and the causes. The book's tests check that each exists.
+pub fn book_links() -> Vec<&'static str> {
+    let mut links = hints::cause_links();
+    for step in steps() {
+        let h = step.hints;
+        links.extend(
+            [
+                h.crashed,
+                h.exited_early,
+                h.closed_after_answer,
+                h.missing_newline,
+                h.no_end_of_stream,
+            ]
+            .iter()
+            .filter_map(|advice| advice.see),
+        );
+        match step.kind {
+            StepKind::Server(all) => links.extend(all().iter().filter_map(|s| s.see)),
+            StepKind::Client(all) => links.extend(all().iter().filter_map(|s| s.see)),
+        }
+    }
+    links.sort_unstable();
+    links.dedup();
+    links
+}
+
 /// Looks a step up by name.
 pub fn find_step(name: &str) -> Option<CheckStep> {
     steps().into_iter().find(|step| step.name == name)
@@ -134,7 +162,7 @@ pub fn find_step(name: &str) -> Option<CheckStep> {
 pub struct CheckOptions {
     /// Every read waits at most this long.
     pub read_timeout: Duration,
-    /// How long a server program gets to start listening.
+    /// How long a server program gets to start listening, and a client program to connect.
     pub start_timeout: Duration,
     /// Run only the scenarios whose name contains this.
     pub only: Option<String>,
@@ -142,6 +170,8 @@ pub struct CheckOptions {
     pub dir: Option<PathBuf>,
     /// Scenarios not started by then are reported as not run.
     pub deadline: Option<Instant>,
+    /// Stop a step whose first scenarios all stall the same way (see [`FAIL_FAST_AFTER`]).
+    pub fail_fast: bool,
 }
 
 impl Default for CheckOptions {
@@ -152,9 +182,16 @@ impl Default for CheckOptions {
             only: None,
             dir: None,
             deadline: None,
+            fail_fast: true,
         }
     }
 }
+
+/// A step stops when its first this many scenarios all waited out a timeout the same way (a
+/// server that never answers, a client that never exits): the rest would only wait as long,
+/// and could not pass. A program that did not even start (never listened, never connected)
+/// stops the step at once, since that wait is the long start timeout.
+pub const FAIL_FAST_AFTER: usize = 3;
 
 /// How one scenario went.
 #[derive(Debug)]
@@ -167,7 +204,14 @@ pub enum Outcome {
     },
     Failed {
         failure: Box<Failure>,
+        /// What to do about it.
         hint: String,
+        /// The book's section that reproduces the mistake by hand (`chapter.md#heading`; see
+        /// [`hints::in_built_book`]).
+        see: Option<&'static str>,
+        /// Set when the failure is one of several with one cause, which the report names once
+        /// (see [`StepReport::causes`]): that cause's `what`.
+        cause: Option<&'static str>,
     },
     NotRun {
         why: String,
@@ -176,9 +220,18 @@ pub enum Outcome {
 
 impl Outcome {
     /// A failure, with the hint that fits it best (see [`hints::hint_for`]).
-    fn failed(failure: Box<Failure>, scenario_hint: Option<&str>, step_hints: &hints::StepHints) -> Outcome {
-        let hint = hints::hint_for(&failure, scenario_hint, step_hints);
-        Outcome::Failed { failure, hint }
+    fn failed(failure: Box<Failure>, scenario: Option<Advice>, step_hints: &hints::StepHints) -> Outcome {
+        let hint = hints::hint_for(&failure, scenario, step_hints);
+        Outcome::failed_with(failure, hint)
+    }
+
+    fn failed_with(failure: Box<Failure>, hint: Hint) -> Outcome {
+        Outcome::Failed {
+            failure,
+            hint: hint.text,
+            see: hint.see,
+            cause: None,
+        }
     }
 
     pub fn is_passed(&self) -> bool {
@@ -192,6 +245,19 @@ impl Outcome {
             _ => &[],
         }
     }
+
+    /// The failure, if the scenario failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Failed { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// A scenario's own hint and book section, as advice.
+fn scenario_advice(hint: Option<&'static str>, see: Option<&'static str>) -> Option<Advice> {
+    hint.map(|text| Advice { text, see })
 }
 
 #[derive(Debug)]
@@ -201,6 +267,29 @@ pub struct ScenarioResult {
     pub outcome: Outcome,
 }
 
+impl ScenarioResult {
+    /// The hint of a failed scenario.
+    pub fn outcome_hint(&self) -> Option<&String> {
+        match &self.outcome {
+            Outcome::Failed { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+}
+
+/// What kept a program from being checked scenario by scenario: it never started, never
+/// connected, or stalled the same way in its first scenarios.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trouble {
+    /// What the program did, to follow "the program ": `exited before connecting (exit code 2):
+    /// python3: can't open file ...`, `listens but never answered in 3 conversations; the rest
+    /// were not run`.
+    pub what: String,
+    /// The step stopped early because of [`CheckOptions::fail_fast`]; without it, the rest of
+    /// the scenarios would have run.
+    pub stopped_early: bool,
+}
+
 /// One step's results.
 #[derive(Debug)]
 pub struct StepReport {
@@ -208,6 +297,12 @@ pub struct StepReport {
     pub command: Vec<String>,
     pub results: Vec<ScenarioResult>,
     pub elapsed: Duration,
+    /// Set when the program as a whole did not get as far as the scenarios test (every zero of
+    /// this kind says why here).
+    pub trouble: Option<Trouble>,
+    /// Causes that explain several failures at once (or one failure better than its scenario's
+    /// hint), each named once.
+    pub causes: Vec<Cause>,
 }
 
 impl StepReport {
@@ -242,11 +337,6 @@ impl StepReport {
 
     pub fn all_passed(&self) -> bool {
         self.passed() == self.total()
-    }
-
-    /// The program never got as far as listening (the first scenario failed before its first step).
-    pub fn never_started(&self) -> bool {
-        matches!(self.results.first(), Some(ScenarioResult { outcome: Outcome::Failed { failure, .. }, .. }) if failure.step_number == 0)
     }
 
     /// Some scenarios were not run because the time limit was reached.
@@ -286,15 +376,33 @@ pub fn check(step: &CheckStep, command: &[String], options: &CheckOptions) -> Re
         )));
     }
     let started = Instant::now();
-    let results = match step.kind {
+    let (mut results, trouble) = match step.kind {
         StepKind::Server(all) => check_server(step, &select(all(), |s| s.name, options), command, options)?,
         StepKind::Client(all) => check_client(step, &select(all(), |s| s.name, options), command, options)?,
     };
+    let causes = hints::causes(step.name, &results);
+    for cause in &causes {
+        for result in results.iter_mut().filter(|r| cause.scenarios.contains(&r.name)) {
+            if let Outcome::Failed {
+                hint,
+                see,
+                cause: named,
+                ..
+            } = &mut result.outcome
+            {
+                *hint = cause.hint.to_string();
+                *see = cause.see;
+                *named = Some(cause.what);
+            }
+        }
+    }
     Ok(StepReport {
         step: step.name,
         command: command.to_vec(),
         results,
         elapsed: started.elapsed(),
+        trouble,
+        causes,
     })
 }
 
@@ -316,11 +424,53 @@ fn past_deadline(options: &CheckOptions) -> bool {
 
 const TIME_IS_UP: &str = "the time limit was reached before this scenario started";
 
+/// Why the scenarios after a stop are not run.
+const STOPPED: &str = "the step stopped early (see below)";
+
+/// A port for the program to listen on. A port the kernel picks (`bind` to port 0) comes from
+/// the range it also gives the outgoing connections of every program on the machine, so between
+/// our choice and the program's `bind`, another connection may take it, and the program fails
+/// with "address already in use". So the port is chosen at random below that range (from
+/// 10000), where no outgoing connection lands, and checked free by binding it for a moment.
 fn free_port() -> Result<u16, CannotRun> {
+    const LOWEST: u32 = 10_000;
+    let outgoing_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if outgoing_start > LOWEST + 1000 {
+        for _ in 0..20 {
+            let port = LOWEST + (random() % u64::from(outgoing_start - LOWEST)) as u32;
+            let port = u16::try_from(port).expect("below the outgoing range, so below 65536");
+            if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .map_err(|err| CannotRun(format!("could not find a free port: {err}")))
+}
+
+/// A number that differs from call to call and from run to run (from the standard library's
+/// randomly keyed hasher).
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.finish()
+}
+
+/// Did the program fail because its port was taken meanwhile (by another program)? Then it is
+/// worth another try, on another port.
+fn port_was_taken(err: &StartError) -> bool {
+    err.exit.is_some()
+        && err
+            .stderr_tail
+            .iter()
+            .any(|line| line.to_lowercase().contains("address already in use"))
 }
 
 fn command_for(command: &[String], port: u16, options: &CheckOptions) -> Command {
@@ -336,21 +486,92 @@ fn command_for(command: &[String], port: u16, options: &CheckOptions) -> Command
     cmd
 }
 
+fn run_options(options: &CheckOptions) -> RunOptions {
+    RunOptions {
+        read_timeout: options.read_timeout,
+        start_timeout: options.start_timeout,
+        ..RunOptions::learner()
+    }
+}
+
+/// How a failed scenario waited out a timeout, when it did in a way that says the program is
+/// stuck (it never answered at all, never ended a line, never exited), and after how many such
+/// scenarios in a row the step stops.
+fn stall(failure: &Failure, client: bool) -> Option<(&'static str, usize)> {
+    if !failure.timed_out {
+        return None;
+    }
+    if client {
+        return Some(match failure.kind {
+            FailureKind::DidNotConnect => ("never connected to the port it was given", 1),
+            FailureKind::ExitMismatch => ("never exited", FAIL_FAST_AFTER),
+            FailureKind::NoEndOfStream => (
+                "never ended its stream (no close, no half-close)",
+                FAIL_FAST_AFTER,
+            ),
+            _ if failure.missing_newline => ("sent its request without the final newline", FAIL_FAST_AFTER),
+            FailureKind::NoAnswer if failure.got.as_ref().is_none_or(Vec::is_empty) => {
+                ("connected but never sent its request", FAIL_FAST_AFTER)
+            }
+            _ => return None,
+        });
+    }
+    if failure.missing_newline {
+        return Some(("answered without the final newline", FAIL_FAST_AFTER));
+    }
+    let answered = failure.transcript.iter().any(|line| line.contains(" < "));
+    (failure.kind == FailureKind::NoAnswer && !answered && failure.server_exit.is_none())
+        .then_some(("listens but never answered", FAIL_FAST_AFTER))
+}
+
+/// Should the step stop after `results` (in the order they ran)? Returns what to say: the first
+/// scenarios all stalled the same way.
+fn stop_early(results: &[&Outcome], client: bool, options: &CheckOptions) -> Option<Trouble> {
+    if !options.fail_fast {
+        return None;
+    }
+    let stalls: Vec<_> = results
+        .iter()
+        .map(|outcome| outcome.failure().and_then(|f| stall(f, client)))
+        .collect();
+    let (what, after) = stalls.first().copied().flatten()?;
+    if stalls.len() != after || stalls.iter().any(|s| s.map(|(w, _)| w) != Some(what)) {
+        return None;
+    }
+    let what = if after == 1 {
+        format!(
+            "{what} within {} s; the rest were not run",
+            options.start_timeout.as_secs_f32()
+        )
+    } else {
+        format!("{what} in {after} conversations; the rest were not run")
+    };
+    Some(Trouble {
+        what,
+        stopped_early: true,
+    })
+}
+
+/// "exit code 2: python3: can't open file ..." from how a program ended and its stderr.
+fn how_it_ended(exit: &str, stderr_tail: &[String]) -> String {
+    match hints::why_it_stopped(stderr_tail) {
+        Some(why) => format!("({exit}): {why}"),
+        None => format!("({exit}), printing nothing on stderr"),
+    }
+}
+
 fn check_server(
     step: &CheckStep,
     scenarios: &[Scenario],
     command: &[String],
     options: &CheckOptions,
-) -> Result<Vec<ScenarioResult>, CannotRun> {
-    let run_options = RunOptions {
-        read_timeout: options.read_timeout,
-        ..RunOptions::learner()
-    };
-    let mut results = Vec::new();
-    let mut never_started: Option<String> = None;
+) -> Result<(Vec<ScenarioResult>, Option<Trouble>), CannotRun> {
+    let run_options = run_options(options);
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut trouble: Option<Trouble> = None;
     for scenario in scenarios {
-        let outcome = if let Some(why) = &never_started {
-            Outcome::NotRun { why: why.clone() }
+        let outcome = if trouble.is_some() {
+            Outcome::NotRun { why: STOPPED.into() }
         } else if past_deadline(options) {
             Outcome::NotRun {
                 why: TIME_IS_UP.to_string(),
@@ -358,16 +579,30 @@ fn check_server(
         } else {
             // A fresh copy of the program for every scenario: each one starts from an empty
             // store and from nobody connected.
-            let port = free_port()?;
-            match ServerProcess::start(
-                command_for(command, port, options),
-                Readiness::PortListening(port),
-                options.start_timeout,
-            ) {
-                Err(err) if err.message.starts_with("could not start") => return Err(CannotRun(err.message)),
+            let mut tries = 0;
+            let (port, started) = loop {
+                let port = free_port()?;
+                let started = ServerProcess::start(
+                    command_for(command, port, options),
+                    Readiness::PortListening(port),
+                    options.start_timeout,
+                );
+                tries += 1;
+                match started {
+                    Err(err) if tries < 3 && port_was_taken(&err) => continue,
+                    started => break (port, started),
+                }
+            };
+            match started {
+                Err(err) if err.exit.is_none() && err.message.starts_with("could not start") => {
+                    return Err(CannotRun(err.message));
+                }
                 Err(err) => {
-                    never_started =
-                        Some("the program did not start listening (see the first failure)".into());
+                    let (what, hint) = did_not_listen(&err, options);
+                    trouble = Some(Trouble {
+                        what,
+                        stopped_early: false,
+                    });
                     let failure = Box::new(Failure {
                         scenario: scenario.name,
                         about: scenario.about,
@@ -378,17 +613,21 @@ fn check_server(
                         detail: err.message,
                         mismatch: None,
                         transcript: Vec::new(),
-                        server_exit: None,
+                        server_exit: err.exit,
                         stderr_tail: err.stderr_tail,
                         missing_newline: false,
+                        timed_out: false,
+                        program_threads: None,
                     });
-                    Outcome::failed(failure, Some(hints::DID_NOT_LISTEN), &step.hints)
+                    Outcome::failed_with(failure, hint)
                 }
                 Ok(mut server) => match run_scenario(&mut server, scenario, &run_options) {
                     Ok(transcript) => Outcome::Passed {
                         notes: transcript.notes,
                     },
-                    Err(failure) => Outcome::failed(failure, scenario.hint, &step.hints),
+                    Err(failure) => {
+                        Outcome::failed(failure, scenario_advice(scenario.hint, scenario.see), &step.hints)
+                    }
                 },
             }
         };
@@ -397,8 +636,32 @@ fn check_server(
             about: scenario.about,
             outcome,
         });
+        if trouble.is_none() {
+            let so_far: Vec<&Outcome> = results.iter().map(|r| &r.outcome).collect();
+            trouble = stop_early(&so_far, false, options);
+        }
     }
-    Ok(results)
+    Ok((results, trouble))
+}
+
+/// What to say about a server that did not start listening: for the step, and as the hint.
+fn did_not_listen(err: &StartError, options: &CheckOptions) -> (String, Hint) {
+    match &err.exit {
+        Some(exit) => (
+            format!("exited before listening {}", how_it_ended(exit, &err.stderr_tail)),
+            hints::exited_before_listening(exit),
+        ),
+        None => (
+            format!(
+                "never listened on the port it was given within {} s",
+                options.start_timeout.as_secs_f32()
+            ),
+            Hint {
+                text: hints::DID_NOT_LISTEN.to_string(),
+                see: None,
+            },
+        ),
+    }
 }
 
 fn check_client(
@@ -406,31 +669,42 @@ fn check_client(
     scenarios: &[ClientScenario],
     command: &[String],
     options: &CheckOptions,
-) -> Result<Vec<ScenarioResult>, CannotRun> {
-    let run_options = RunOptions {
-        read_timeout: options.read_timeout,
-        ..RunOptions::learner()
-    };
-    let mut results = Vec::new();
-    for scenario in scenarios {
-        let outcome = if past_deadline(options) {
+) -> Result<(Vec<ScenarioResult>, Option<Trouble>), CannotRun> {
+    let run_options = run_options(options);
+    let mut command = command.to_vec();
+    if let Some(dir) = &options.dir {
+        // Client programs are started by the harness; run them from the student's folder.
+        command = ["sh", "-c", r#"cd "$0" && exec "$@""#]
+            .into_iter()
+            .map(String::from)
+            .chain([dir.display().to_string()])
+            .chain(command)
+            .collect();
+    }
+    // The scenarios where a server listens run first: whether the client ever connects decides
+    // whether a refused connection can be judged at all.
+    let mut order: Vec<usize> = (0..scenarios.len()).collect();
+    order.sort_by_key(|&i| !scenarios[i].listen);
+    let mut done: Vec<(usize, Outcome)> = Vec::new();
+    let mut trouble: Option<Trouble> = None;
+    for index in order {
+        let scenario = &scenarios[index];
+        let outcome = if trouble.is_some() {
+            Outcome::NotRun { why: STOPPED.into() }
+        } else if past_deadline(options) {
             Outcome::NotRun {
                 why: TIME_IS_UP.to_string(),
             }
-        } else {
-            let mut command = command.to_vec();
-            if let Some(dir) = &options.dir {
-                // Client programs are started by the harness; run them from the student's folder.
-                command = vec![
-                    "sh".into(),
-                    "-c".into(),
-                    r#"cd "$0" && exec "$@""#.into(),
-                    dir.display().to_string(),
-                ]
-                .into_iter()
-                .chain(command)
-                .collect();
+        } else if let (false, Some(never)) = (scenario.listen, never_connected(&done, scenarios)) {
+            // A client that exits before connecting also exits non-zero when nobody listens:
+            // that proves nothing, and earns nothing.
+            trouble = Some(never);
+            Outcome::NotRun {
+                why: "your client never connected where a server listened, so a refused connection \
+                      proves nothing"
+                    .into(),
             }
+        } else {
             match run_client_scenario(&command, scenario, &run_options) {
                 Ok(run) => Outcome::Passed { notes: run.notes },
                 Err(failure) if failure.step_number == 0 && failure.expected.contains("to start") => {
@@ -439,14 +713,55 @@ fn check_client(
                         command[0], failure.detail
                     )));
                 }
-                Err(failure) => Outcome::failed(failure, scenario.hint, &step.hints),
+                Err(failure) => {
+                    Outcome::failed(failure, scenario_advice(scenario.hint, scenario.see), &step.hints)
+                }
             }
         };
-        results.push(ScenarioResult {
-            name: scenario.name,
-            about: scenario.about,
-            outcome,
-        });
+        done.push((index, outcome));
+        if trouble.is_none() {
+            let so_far: Vec<&Outcome> = done.iter().map(|(_, outcome)| outcome).collect();
+            trouble = stop_early(&so_far, true, options);
+        }
     }
-    Ok(results)
+    if trouble.is_none() && scenarios.iter().all(|s| s.listen) {
+        trouble = never_connected(&done, scenarios);
+    }
+    done.sort_by_key(|(index, _)| *index);
+    let results = done
+        .into_iter()
+        .map(|(index, outcome)| ScenarioResult {
+            name: scenarios[index].name,
+            about: scenarios[index].about,
+            outcome,
+        })
+        .collect();
+    Ok((results, trouble))
+}
+
+/// If the client exited without connecting in every scenario run so far where a server
+/// listened (and there was at least one): what to say about it.
+fn never_connected(done: &[(usize, Outcome)], scenarios: &[ClientScenario]) -> Option<Trouble> {
+    let mut exits = done
+        .iter()
+        .filter(|(index, _)| scenarios[*index].listen)
+        .map(|(_, outcome)| match outcome.failure() {
+            Some(f) if f.kind == FailureKind::DidNotConnect && !f.timed_out => {
+                f.server_exit.as_ref().map(|exit| (exit, &f.stderr_tail))
+            }
+            _ => None,
+        })
+        .peekable();
+    exits.peek()?;
+    let all: Option<Vec<_>> = exits.collect();
+    let (exit, stderr_tail) = all?.into_iter().next()?;
+    let what = if exit == "exit code 0" {
+        "exited without connecting to the port it was given (exit code 0), in every conversation".to_string()
+    } else {
+        format!("exited before connecting {}", how_it_ended(exit, stderr_tail))
+    };
+    Some(Trouble {
+        what,
+        stopped_early: false,
+    })
 }

@@ -44,6 +44,20 @@ pub enum ReadEnd {
     TimedOut,
     /// The connection failed (reset, ...).
     Failed(String),
+    /// The bytes taken so far can never become what the reader expects, whatever follows: it
+    /// stopped waiting (see [`Connection::read_unless_hopeless`]).
+    Hopeless,
+}
+
+/// How much one read takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    /// Up to and including the next `\n`, or `max` bytes without one.
+    Line { max: usize },
+    /// Exactly this many bytes.
+    Exactly(usize),
+    /// Everything until the peer closes the connection.
+    ToEnd,
 }
 
 /// The bytes a read consumed (all of them, also when it ended early) and how it ended.
@@ -133,6 +147,52 @@ impl Connection {
         self.inbox.state.lock().unwrap().paused = true;
     }
 
+    /// Has [`Connection::stop_reading`] paused the taking of what the server sends?
+    pub fn is_paused(&self) -> bool {
+        self.inbox.state.lock().unwrap().paused
+    }
+
+    /// For a connection that has stopped reading: waits until what the server sends stops
+    /// arriving in our kernel's receive buffer (the same number of unread bytes for `settle`),
+    /// which means the buffers between us are full and the server's writes to us have stopped,
+    /// or it has nothing more to send; or until `timeout`. Then a server that waits in a write
+    /// to us is already waiting when the scenario goes on. Returns whether it settled.
+    pub fn wait_until_nothing_more_arrives(&self, settle: Duration, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let unread = || {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int, the number of bytes waiting in the socket's
+            // receive buffer, to the pointer it is given.
+            let result = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+            (result == 0).then_some(n)
+        };
+        let deadline = Instant::now() + timeout;
+        let mut last = unread();
+        let mut unchanged_since = Instant::now();
+        let mut state = self.inbox.state.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            if now >= deadline || last.is_none() {
+                return false;
+            }
+            if now.duration_since(unchanged_since) >= settle {
+                return true;
+            }
+            // A pause between two looks (nobody signals the paused inbox: this only waits).
+            state = self
+                .inbox
+                .arrived
+                .wait_timeout(state, Duration::from_millis(5).min(deadline - now))
+                .unwrap()
+                .0;
+            let current = unread();
+            if current != last {
+                last = current;
+                unchanged_since = Instant::now();
+            }
+        }
+    }
+
     /// Tells the server we will send nothing more (it reads 0, "end of file"); we can still read.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
@@ -140,28 +200,50 @@ impl Connection {
 
     /// Reads up to and including the next `\n`. Gives up after `max` bytes without one.
     pub fn read_line(&mut self, timeout: Duration, max: usize) -> ReadResult {
-        self.take_when(timeout, |bytes| {
-            bytes
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| i + 1)
-                .or(if bytes.len() >= max { Some(max) } else { None })
-        })
+        self.read_unless_hopeless(Amount::Line { max }, timeout, &|_| false)
     }
 
     /// Reads exactly `n` bytes.
     pub fn read_exact(&mut self, n: usize, timeout: Duration) -> ReadResult {
-        self.take_when(timeout, |bytes| (bytes.len() >= n).then_some(n))
+        self.read_unless_hopeless(Amount::Exactly(n), timeout, &|_| false)
     }
 
     /// Reads until the server closes the connection.
     pub fn read_to_end(&mut self, timeout: Duration) -> ReadResult {
-        self.take_when(timeout, |_| None)
+        self.read_unless_hopeless(Amount::ToEnd, timeout, &|_| false)
     }
 
-    /// Waits until `ready` says how many of the buffered bytes to take, the connection closes, or
-    /// the deadline passes; consumes and returns what it took (everything buffered if it ended early).
-    fn take_when(&mut self, timeout: Duration, ready: impl Fn(&[u8]) -> Option<usize>) -> ReadResult {
+    /// Reads `amount`, but stops waiting as soon as `hopeless` says that the bytes taken so far
+    /// (always the start of what the read would return) can never become what is expected,
+    /// whatever follows: then the read ends with [`ReadEnd::Hopeless`] instead of waiting for its
+    /// timeout. A wrong reply is reported at once.
+    pub fn read_unless_hopeless(
+        &mut self,
+        amount: Amount,
+        timeout: Duration,
+        hopeless: &dyn Fn(&[u8]) -> bool,
+    ) -> ReadResult {
+        let ready = |bytes: &[u8]| match amount {
+            Amount::Line { max } => bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| i + 1)
+                .or(if bytes.len() >= max { Some(max) } else { None }),
+            Amount::Exactly(n) => (bytes.len() >= n).then_some(n),
+            Amount::ToEnd => None,
+        };
+        self.take_when(timeout, ready, hopeless)
+    }
+
+    /// Waits until `ready` says how many of the buffered bytes to take, the connection closes,
+    /// `hopeless` gives up on the bytes so far, or the deadline passes; consumes and returns what
+    /// it took (everything buffered if it ended early).
+    fn take_when(
+        &mut self,
+        timeout: Duration,
+        ready: impl Fn(&[u8]) -> Option<usize>,
+        hopeless: &dyn Fn(&[u8]) -> bool,
+    ) -> ReadResult {
         let deadline = Instant::now() + timeout;
         let mut state = self.inbox.state.lock().unwrap();
         if state.paused {
@@ -176,7 +258,9 @@ impl Connection {
                     end: ReadEnd::Complete,
                 };
             }
-            let end = if state.eof {
+            let end = if !state.bytes.is_empty() && hopeless(&state.bytes) {
+                Some(ReadEnd::Hopeless)
+            } else if state.eof {
                 Some(ReadEnd::Closed)
             } else if let Some(err) = &state.error {
                 Some(ReadEnd::Failed(err.clone()))

@@ -10,12 +10,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::client::{Connection, ReadEnd, describe_io_error};
-use super::process::{OutputLine, Readiness, ServerProcess, Stream, describe_exit};
+use super::process::{OutputLine, Readiness, ServerProcess, Stream, describe_exit, stderr_excerpt};
 use super::run::{
-    Failure, FailureKind, RunOptions, StepFailure, add_note, end_detail, judge_read, stable_tokens,
+    Failure, FailureKind, RunOptions, StepFailure, add_note, amount, end_detail, hopeless_for, judge_read,
+    stable_tokens,
 };
 use super::scenario::{Expect, Read};
-use crate::escape::{escape_abbreviated, shell_line};
+use crate::escape::shell_line;
 
 /// What the fake server does with the client's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct ClientScenario {
     pub check_stderr: bool,
     /// The likely mistake when a client fails this scenario.
     pub hint: Option<&'static str>,
+    /// The book's section that shows the mistake by hand (`06-kv-client.md#heading`).
+    pub see: Option<&'static str>,
 }
 
 impl ClientScenario {
@@ -69,11 +72,19 @@ impl ClientScenario {
             stdout: Expect::Anything,
             check_stderr: true,
             hint: None,
+            see: None,
         }
     }
 
     pub fn hint(mut self, hint: &'static str) -> Self {
         self.hint = Some(hint);
+        self
+    }
+
+    /// The book's section that reproduces this scenario's mistake by hand:
+    /// `"06-kv-client.md#see-exactly-what-your-client-sends"`.
+    pub fn see(mut self, chapter_and_heading: &'static str) -> Self {
+        self.see = Some(chapter_and_heading);
         self
     }
 
@@ -171,9 +182,6 @@ impl ClientRun {
     }
 }
 
-/// How long a client program gets to start and connect.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Runs a client program against the scenario's fake server. `command` is the program and its
 /// arguments, in which `{port}` is replaced by the fake server's port; the scenario's arguments
 /// are appended.
@@ -201,6 +209,8 @@ pub fn run_client_scenario(
             server_exit,
             stderr_tail,
             missing_newline: f.missing_newline,
+            timed_out: f.timed_out,
+            program_threads: None,
         })
     };
     let could_not = |what: &str, err: io::Error| {
@@ -248,7 +258,7 @@ pub fn run_client_scenario(
     let mut notes: Vec<String> = Vec::new();
     if let Some(listener) = listener {
         step_number = 1;
-        let conn = accept_client(&listener, &mut client, options.read_timeout)
+        let conn = accept_client(&listener, &mut client, options)
             .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
         lines.push("client connects".to_string());
         let mut conn = Some(conn);
@@ -271,7 +281,8 @@ pub fn run_client_scenario(
                 "it was still running {} s after the conversation ended",
                 options.read_timeout.as_secs_f32()
             ),
-        );
+        )
+        .timed_out();
         return Err(fail(&lines, Some(&mut client), step_number, f));
     };
     let code_ok = match scenario.exit {
@@ -328,7 +339,7 @@ pub fn run_client_scenario(
             );
             f.mismatch = Some(mismatch);
             let mut failure = fail(&lines, None, step_number, f);
-            failure.stderr_tail = stderr.iter().map(|s| s.to_string()).collect();
+            failure.stderr_tail = stderr_excerpt(&stderr, 8);
             return Err(failure);
         }
     }
@@ -357,7 +368,7 @@ pub fn run_client_scenario(
                 problem.into(),
             );
             let mut failure = fail(&lines, None, step_number, f);
-            failure.stderr_tail = stderr.iter().rev().take(8).rev().map(|s| s.to_string()).collect();
+            failure.stderr_tail = stderr_excerpt(&stderr, 8);
             return Err(failure);
         }
     }
@@ -373,20 +384,22 @@ pub fn run_client_scenario(
 fn accept_client(
     listener: &TcpListener,
     client: &mut ServerProcess,
-    timeout: Duration,
+    options: &RunOptions,
 ) -> Result<Connection, Box<StepFailure>> {
     let expected = "the client to connect to the port it was given";
     listener
         .set_nonblocking(true)
         .map_err(|e| StepFailure::new(FailureKind::DidNotConnect, expected, e.to_string()))?;
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let deadline = Instant::now() + options.start_timeout;
+    // Most clients connect within milliseconds: look often at first, then every 20 ms.
+    let mut pause = Duration::from_millis(2);
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
                 stream
                     .set_nonblocking(false)
                     .map_err(|e| StepFailure::new(FailureKind::DidNotConnect, expected, e.to_string()))?;
-                return Connection::from_stream(stream, timeout).map_err(|e| {
+                return Connection::from_stream(stream, options.read_timeout).map_err(|e| {
                     StepFailure::new(FailureKind::DidNotConnect, expected, describe_io_error(&e))
                 });
             }
@@ -403,11 +416,17 @@ fn accept_client(
             return Err(StepFailure::new(
                 FailureKind::DidNotConnect,
                 expected,
-                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
-            ));
+                format!(
+                    "it was still running, and had not connected, after {} s",
+                    options.start_timeout.as_secs_f32()
+                ),
+            )
+            .timed_out());
         }
         // Doubles as the pause between two looks: returns at once if the client exits.
-        if let Some(status) = client.wait_exit(Duration::from_millis(20)) {
+        let exited = client.wait_exit(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+        if let Some(status) = exited {
             return Err(StepFailure::new(
                 FailureKind::DidNotConnect,
                 expected,
@@ -434,20 +453,17 @@ fn run_server_step(
     };
     match step {
         ServerStep::Receive(read, expect) => {
-            let result = match read {
-                Read::Line => connection.read_line(timeout, 1024 * 1024),
-                Read::Bytes(n) => connection.read_exact(*n, timeout),
-                Read::ToEnd => connection.read_to_end(timeout),
-            };
+            let hopeless = |prefix: &[u8]| hopeless_for(expect, options.accept_alternatives, prefix);
+            let result = connection.read_unless_hopeless(amount(read), timeout, &hopeless);
             if !result.bytes.is_empty() {
-                lines.push(format!("client > {}", escape_abbreviated(&result.bytes, 300)));
+                lines.push(format!("client > {}", options.long_bytes.show(&result.bytes)));
             }
             return judge_read(read, expect, &result, timeout, options.accept_alternatives);
         }
         ServerStep::ExpectEndOfInput => {
             let result = connection.read_to_end(timeout);
             if !result.bytes.is_empty() {
-                lines.push(format!("client > {}", escape_abbreviated(&result.bytes, 300)));
+                lines.push(format!("client > {}", options.long_bytes.show(&result.bytes)));
             }
             let expected = "the client to signal the end of its request (shut down its write half or close)";
             match (&result.end, result.bytes.is_empty()) {
@@ -459,9 +475,20 @@ fn run_server_step(
                     f.got = Some(result.bytes);
                     return Err(f);
                 }
+                (ReadEnd::TimedOut, true) => {
+                    return Err(StepFailure::new(
+                        FailureKind::NoEndOfStream,
+                        expected,
+                        format!(
+                            "it sent nothing more and kept its side open for {} s",
+                            timeout.as_secs_f32()
+                        ),
+                    )
+                    .timed_out());
+                }
                 (end, true) => {
                     return Err(StepFailure::new(
-                        FailureKind::NoAnswer,
+                        FailureKind::ConnectionBroken,
                         expected,
                         end_detail(end, timeout),
                     ));
@@ -469,7 +496,7 @@ fn run_server_step(
             }
         }
         ServerStep::Send(bytes) => {
-            lines.push(format!("client < {}", escape_abbreviated(bytes, 300)));
+            lines.push(format!("client < {}", options.long_bytes.show(bytes)));
             // The client may legitimately have closed already; what it does next is judged later.
             let _ = connection.send(bytes);
         }

@@ -43,6 +43,9 @@ pub struct StartError {
     pub message: String,
     /// The last lines the program printed on stderr, if any.
     pub stderr_tail: Vec<String>,
+    /// How the program ended, when it exited by itself before it was ready (`exit code 2`); `None`
+    /// when it could not be started, or was still running when the wait ran out.
+    pub exit: Option<String>,
 }
 
 impl std::fmt::Display for StartError {
@@ -151,11 +154,13 @@ impl ServerProcess {
                 return Err(StartError {
                     message: "interrupted".to_string(),
                     stderr_tail: Vec::new(),
+                    exit: None,
                 });
             }
             let child = command.spawn().map_err(|err| StartError {
                 message: format!("could not start {program}: {err}"),
                 stderr_tail: Vec::new(),
+                exit: None,
             })?;
             running.push(child.id() as i32);
             child
@@ -211,10 +216,13 @@ impl ServerProcess {
     }
 
     fn start_error(&mut self, message: String) -> StartError {
+        // Exited by itself, or still running (and about to be killed)?
+        let exit = self.wait_exit(Duration::ZERO).map(describe_exit);
         self.kill();
         StartError {
             message,
             stderr_tail: self.stderr_tail(8),
+            exit,
         }
     }
 
@@ -260,6 +268,8 @@ impl ServerProcess {
     fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<SocketAddr, StartError> {
         let deadline = Instant::now() + timeout;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        // Most programs listen within milliseconds: look often at first, then every 25 ms.
+        let mut pause = Duration::from_millis(2);
         loop {
             if is_listening(port) {
                 return Ok(addr);
@@ -271,12 +281,13 @@ impl ServerProcess {
                 )));
             }
             // Doubles as the pause between two looks: returns at once if the program exits.
-            if let Some(status) = self.wait_exit(Duration::from_millis(25)) {
+            if let Some(status) = self.wait_exit(pause) {
                 return Err(self.start_error(format!(
                     "the program exited ({}) before it listened on port {port}",
                     describe_exit(status)
                 )));
             }
+            pause = (pause * 2).min(Duration::from_millis(25));
         }
     }
 
@@ -326,18 +337,36 @@ impl ServerProcess {
         lines
     }
 
-    /// The last `n` lines the program printed on stderr so far.
+    /// The last `n` lines the program printed on stderr so far; see [`stderr_excerpt`]. If the
+    /// program has exited, what it wrote last may still be on its way through the pipe: this
+    /// waits a moment (at most 200 ms) for its output to end, so that the lines that say why it
+    /// exited are there.
     pub fn stderr_tail(&self, n: usize) -> Vec<String> {
-        let state = self.output.state.lock().unwrap();
-        let err: Vec<_> = state
+        let mut state = self.output.state.lock().unwrap();
+        if self.exit_status.is_some() {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while state.open_streams > 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                state = self.output.changed.wait_timeout(state, deadline - now).unwrap().0;
+            }
+        }
+        let err: Vec<&str> = state
             .lines
             .iter()
             .filter(|l| l.stream == Stream::Stderr)
+            .map(|l| l.text.as_str())
             .collect();
-        err[err.len().saturating_sub(n)..]
-            .iter()
-            .map(|l| l.text.clone())
-            .collect()
+        stderr_excerpt(&err, n)
+    }
+
+    /// The most threads any one process of the program runs right now (the program and what it
+    /// started share a process group; `sh -c` around a program is one more process, with one
+    /// thread). `None` where the system does not tell (no `/proc`).
+    pub fn max_threads(&self) -> Option<usize> {
+        max_threads_in_group(self.pid)
     }
 
     /// Has the program exited (on its own or killed)? Returns its status if so.
@@ -375,6 +404,68 @@ fn signal_group(pgid: i32, signal: libc::c_int) {
     unsafe {
         libc::kill(-pgid, signal);
     }
+}
+
+/// The last `n` of `lines` (a program's stderr), but never without the line that says where a
+/// Rust program panicked: with `RUST_BACKTRACE=1` the backtrace that follows it is longer than
+/// `n` lines, and the frames alone say nothing. Then the panic line and its message come first,
+/// then `...`, then the last lines.
+pub fn stderr_excerpt(lines: &[&str], n: usize) -> Vec<String> {
+    let tail_start = lines.len().saturating_sub(n);
+    let panic_at = lines.iter().rposition(|line| line.contains("panicked at"));
+    match panic_at {
+        Some(at) if at < tail_start && n >= 4 => {
+            // The message follows the location (Rust 1.73 and later), up to the backtrace.
+            let message_end = lines[at + 1..]
+                .iter()
+                .position(|line| line.starts_with("stack backtrace:") || line.starts_with("note: "))
+                .map_or(lines.len(), |i| at + 1 + i)
+                .min(at + 3)
+                .min(at + n - 2);
+            let mut excerpt: Vec<String> = lines[at..message_end].iter().map(|l| l.to_string()).collect();
+            excerpt.push("...".to_string());
+            let rest = n - excerpt.len();
+            let from = lines.len().saturating_sub(rest).max(message_end);
+            excerpt.extend(lines[from..].iter().map(|l| l.to_string()));
+            excerpt
+        }
+        _ => lines[tail_start..].iter().map(|l| l.to_string()).collect(),
+    }
+}
+
+/// The most threads of any process in process group `pgid`, read from `/proc/PID/stat`.
+fn max_threads_in_group(pgid: i32) -> Option<usize> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let mut most = None;
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so the fields
+        // are counted from the last ')'. After it: state, ppid, pgrp (index 2), ..., num_threads
+        // (index 17).
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let (Some(pgrp), Some(threads)) = (fields.get(2), fields.get(17)) else {
+            continue;
+        };
+        if pgrp.parse::<i32>().ok() == Some(pgid)
+            && let Ok(threads) = threads.parse::<usize>()
+        {
+            most = Some(most.map_or(threads, |m: usize| m.max(threads)));
+        }
+    }
+    most
 }
 
 /// `exit code 3`, `killed by signal 9`.
@@ -427,9 +518,15 @@ fn collect_lines(mut pipe: Box<dyn Read + Send>, stream: Stream, output: &Output
     output.changed.notify_all();
 }
 
-/// Is something listening on `port` on this machine? On Linux this reads the kernel's socket
-/// tables (`/proc/net/tcp*`) so that no connection is made; elsewhere it tries to connect.
+/// Is something listening on `port` on this machine? On Linux this asks the kernel, without
+/// making a connection: with a `sock_diag` query for listening TCP sockets (what `ss -ltn` does),
+/// or else by reading its socket tables (`/proc/net/tcp*`, which list every socket and grow
+/// slow to read when thousands wait in TIME-WAIT). Elsewhere it tries to connect.
 pub fn is_listening(port: u16) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Some(ports) = sock_diag::listening_ports() {
+        return ports.contains(&port);
+    }
     let mut found_table = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -458,4 +555,208 @@ pub fn is_listening(port: u16) -> bool {
         Duration::from_millis(200),
     )
     .is_ok()
+}
+
+/// The ports that TCP sockets listen on, from the kernel's `sock_diag` netlink interface.
+#[cfg(target_os = "linux")]
+mod sock_diag {
+    use std::io;
+    use std::mem::size_of;
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const TCP_LISTEN: u32 = 10;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct InetDiagSockId {
+        sport: [u8; 2],
+        dport: [u8; 2],
+        src: [u32; 4],
+        dst: [u32; 4],
+        interface: u32,
+        cookie: [u32; 2],
+    }
+
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct InetDiagReqV2 {
+        family: u8,
+        protocol: u8,
+        ext: u8,
+        pad: u8,
+        states: u32,
+        id: InetDiagSockId,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Request {
+        header: libc::nlmsghdr,
+        body: InetDiagReqV2,
+    }
+
+    /// The local ports of every listening TCP socket (IPv4 and IPv6); `None` if the kernel does
+    /// not answer (no netlink, or a sandbox that forbids it).
+    pub fn listening_ports() -> Option<Vec<u16>> {
+        let mut ports = Vec::new();
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            ports.extend(query(family as u8).ok()?);
+        }
+        Some(ports)
+    }
+
+    fn query(family: u8) -> io::Result<Vec<u16>> {
+        // SAFETY: plain system calls on a socket we own, with buffers of the sizes we pass; the
+        // socket is closed on every path.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_SOCK_DIAG,
+            );
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let result = ask(fd, family);
+            libc::close(fd);
+            result
+        }
+    }
+
+    unsafe fn ask(fd: i32, family: u8) -> io::Result<Vec<u16>> {
+        let timeout = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        // SAFETY (this function): see `query`.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            );
+            let mut header: libc::nlmsghdr = std::mem::zeroed();
+            header.nlmsg_len = size_of::<Request>() as u32;
+            header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+            header.nlmsg_flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+            let request = Request {
+                header,
+                body: InetDiagReqV2 {
+                    family,
+                    protocol: libc::IPPROTO_TCP as u8,
+                    states: 1 << TCP_LISTEN,
+                    ..Default::default()
+                },
+            };
+            let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+            kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            let sent = libc::sendto(
+                fd,
+                (&request as *const Request).cast(),
+                size_of::<Request>(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            );
+            if sent < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut ports = Vec::new();
+            let mut buffer = vec![0u8; 32 * 1024];
+            loop {
+                let n = libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), 0);
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let mut rest = &buffer[..n as usize];
+                while rest.len() >= size_of::<libc::nlmsghdr>() {
+                    let length = u32::from_ne_bytes(rest[0..4].try_into().unwrap()) as usize;
+                    let kind = u16::from_ne_bytes(rest[4..6].try_into().unwrap());
+                    if length < size_of::<libc::nlmsghdr>() || length > rest.len() {
+                        return Err(io::Error::other("a malformed netlink message"));
+                    }
+                    match kind {
+                        NLMSG_DONE => return Ok(ports),
+                        NLMSG_ERROR => return Err(io::Error::other("the kernel refused the query")),
+                        _ => {
+                            // inet_diag_msg: family, state, timer, retrans, then the socket id,
+                            // whose first two bytes are the local port, big-endian.
+                            let message = &rest[size_of::<libc::nlmsghdr>()..length];
+                            if message.len() >= 6 {
+                                ports.push(u16::from_be_bytes([message[4], message[5]]));
+                            }
+                        }
+                    }
+                    let aligned = (length + 3) & !3;
+                    rest = &rest[aligned.min(rest.len())..];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_port_is_seen_and_a_closed_one_is_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(is_listening(port));
+        drop(listener);
+        assert!(!is_listening(port));
+        #[cfg(target_os = "linux")]
+        if let Some(ports) = sock_diag::listening_ports() {
+            let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            assert!(sock_diag::listening_ports().unwrap().contains(&port));
+            assert!(!ports.contains(&port));
+        }
+    }
+
+    #[test]
+    fn a_panic_line_is_kept_above_a_long_backtrace() {
+        let mut stderr = vec![
+            "listening",
+            "thread 'main' panicked at src/main.rs:42:9:",
+            "unknown command \"HELLO\"",
+            "stack backtrace:",
+        ];
+        let frames: Vec<String> = (0..30).map(|i| format!("  {i}: frame {i}")).collect();
+        stderr.extend(frames.iter().map(String::as_str));
+        stderr
+            .push("note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.");
+        let excerpt = stderr_excerpt(&stderr, 8);
+        assert_eq!(excerpt.len(), 8, "{excerpt:#?}");
+        assert_eq!(excerpt[0], "thread 'main' panicked at src/main.rs:42:9:");
+        assert_eq!(excerpt[1], "unknown command \"HELLO\"");
+        assert_eq!(excerpt[2], "...");
+        assert_eq!(excerpt[7], stderr[stderr.len() - 1]);
+    }
+
+    #[test]
+    fn a_short_stderr_is_shown_as_it_is() {
+        let stderr = [
+            "thread 'main' panicked at src/main.rs:1:1:",
+            "boom",
+            "note: run with `RUST_BACKTRACE=1`",
+        ];
+        assert_eq!(stderr_excerpt(&stderr, 8), stderr.map(String::from).to_vec());
+        assert_eq!(stderr_excerpt(&["a", "b", "c"], 2), ["b", "c"]);
+    }
+
+    #[test]
+    fn the_threads_of_a_program_are_counted() {
+        let mut command = Command::new("sleep");
+        command.arg("10");
+        let program = ServerProcess::start(command, Readiness::Started, Duration::ZERO).unwrap();
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert_eq!(program.max_threads(), Some(1));
+        }
+    }
 }

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::client::{Connection, ReadEnd, ReadResult, describe_io_error};
+use super::client::{Amount, Connection, ReadEnd, ReadResult, describe_io_error};
 use super::process::{OutputLine, ServerProcess, Stream, describe_exit};
 use super::scenario::{Client, Expect, Mismatch, Observes, Path, Read, Scenario, Step};
-use crate::escape::{escape_abbreviated, escape_bytes};
+use crate::escape::{escape_abbreviated, escape_bytes, escape_shortened};
 
 /// Longest line a `Read::Line` step waits for before it gives up on seeing a newline.
 const MAX_LINE: usize = 1024 * 1024;
-/// Byte values longer than this are shown abbreviated in transcripts.
-const SHOW_BYTES: usize = 300;
+/// After a client that stopped reading sends more requests: how long the bytes waiting for it
+/// must stay the same before the server counts as done writing to it (see
+/// [`Connection::wait_until_nothing_more_arrives`]).
+const SETTLE: Duration = Duration::from_millis(50);
+/// A failure report's `got:` shows at most this many bytes (the start and the end).
+const SHOW_GOT: usize = 120;
 /// The pause between the writes of a `SendInWrites` step. Deliberate: it makes the pieces
 /// arrive in separate reads on the server, which is what such a step is there to test.
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(2);
@@ -31,6 +35,34 @@ pub struct RunOptions {
     /// Accept the other behaviours a scenario allows, with their notes (false for our own
     /// lessons, which must behave as the reference; true for a learner's program).
     pub accept_alternatives: bool,
+    /// How long a client program gets to start and connect to the fake server.
+    pub start_timeout: Duration,
+    /// How a transcript line shows a long byte string.
+    pub long_bytes: LongBytes,
+}
+
+/// How a transcript line shows a byte string longer than its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongBytes {
+    /// The first bytes, then the total: `"aaaa"... (65537 bytes)`. What the lessons' snapshots and
+    /// the book show.
+    Start(usize),
+    /// The start and the end, and how many bytes are left out between them, then the total: for
+    /// a failure report, where the end of a reply (is there a newline?) matters.
+    StartAndEnd(usize),
+}
+
+impl LongBytes {
+    /// `bytes` as this shows them.
+    pub fn show(self, bytes: &[u8]) -> String {
+        match self {
+            LongBytes::Start(max) => escape_abbreviated(bytes, max),
+            LongBytes::StartAndEnd(max) if bytes.len() > max => {
+                format!("{} ({} bytes)", escape_shortened(bytes, max), bytes.len())
+            }
+            LongBytes::StartAndEnd(_) => escape_bytes(bytes),
+        }
+    }
 }
 
 impl RunOptions {
@@ -40,6 +72,8 @@ impl RunOptions {
             read_timeout: Duration::from_secs(2),
             check_logs: true,
             accept_alternatives: false,
+            start_timeout: Duration::from_secs(10),
+            long_bytes: LongBytes::Start(300),
         }
     }
 
@@ -50,6 +84,8 @@ impl RunOptions {
             read_timeout: Duration::from_secs(2),
             check_logs: false,
             accept_alternatives: true,
+            start_timeout: Duration::from_secs(10),
+            long_bytes: LongBytes::StartAndEnd(SHOW_GOT),
         }
     }
 }
@@ -106,6 +142,9 @@ pub enum FailureKind {
     WrongOutput,
     /// A client program did not connect to the server it was given.
     DidNotConnect,
+    /// A client program did not end its stream (no close, no half-close) where the server waits
+    /// for the end of it.
+    NoEndOfStream,
 }
 
 /// A failed step, with everything needed to understand it.
@@ -131,6 +170,11 @@ pub struct Failure {
     pub stderr_tail: Vec<String>,
     /// The bytes read would have been right with a `\n` at the end.
     pub missing_newline: bool,
+    /// The failing step waited its whole timeout: for an answer, a close, an exit, a connection.
+    pub timed_out: bool,
+    /// The most threads any process of the program ran at the failure, where the system tells
+    /// (see [`ServerProcess::max_threads`]); `None` for a client program.
+    pub program_threads: Option<usize>,
 }
 
 impl Failure {
@@ -146,7 +190,7 @@ impl Failure {
         if let Some(got) = &self.got {
             lines.push(format!(
                 "     got: {} ({} bytes){}",
-                escape_abbreviated(got, SHOW_BYTES),
+                escape_shortened(got, SHOW_GOT),
                 got.len(),
                 self.detail
             ));
@@ -255,6 +299,7 @@ pub(crate) struct StepFailure {
     pub(crate) detail: String,
     pub(crate) mismatch: Option<Mismatch>,
     pub(crate) missing_newline: bool,
+    pub(crate) timed_out: bool,
 }
 
 impl StepFailure {
@@ -270,7 +315,14 @@ impl StepFailure {
             detail: detail.into(),
             mismatch: None,
             missing_newline: false,
+            timed_out: false,
         })
+    }
+
+    /// The same failure, marked as one that waited its whole timeout.
+    pub(crate) fn timed_out(mut self: Box<Self>) -> Box<StepFailure> {
+        self.timed_out = true;
+        self
     }
 }
 
@@ -297,7 +349,7 @@ impl Runner<'_> {
         }
         self.steps_started += 1;
         if let Some(observes) = step.observes() {
-            let seen = self.observe(&observes)?;
+            let seen = self.observe(&observes, &[step])?;
             let notes = self.judge(step, &seen)?;
             for note in notes {
                 self.transcript.add_note(note);
@@ -318,15 +370,22 @@ impl Runner<'_> {
                 self.log(format!("{client} connects"));
             }
             Step::Send(client, bytes) => {
-                self.log(format!("{client} > {}", escape_abbreviated(bytes, SHOW_BYTES)));
+                self.log(format!("{client} > {}", self.options.long_bytes.show(bytes)));
                 self.send(client, bytes)?;
+                // A client that has stopped reading sent requests whose replies will pile up:
+                // before the scenario goes on, let the server fill the buffers, so that a server
+                // that then waits in a write to this client is already waiting.
+                let connection = self.connection(client)?;
+                if connection.is_paused() {
+                    connection.wait_until_nothing_more_arrives(SETTLE, timeout);
+                }
             }
             Step::SendInWrites(client, writes) => {
                 for (i, piece) in writes.iter().enumerate() {
                     if i > 0 {
                         std::thread::sleep(PAUSE_BETWEEN_WRITES);
                     }
-                    self.log(format!("{client} > {}", escape_abbreviated(piece, SHOW_BYTES)));
+                    self.log(format!("{client} > {}", self.options.long_bytes.show(piece)));
                     self.send(client, piece)?;
                 }
             }
@@ -406,7 +465,7 @@ impl Runner<'_> {
                 "a bug in the scenario",
             ));
         };
-        let seen = self.observe(&observes)?;
+        let seen = self.observe(&observes, &first_steps)?;
         let mut failures = Vec::new();
         for path in paths {
             match self.judge(&path.steps[0], &seen) {
@@ -435,22 +494,36 @@ impl Runner<'_> {
         Err(failure)
     }
 
-    /// Reads, or waits for the server to exit, as an observing step asks; logs what arrived.
-    fn observe(&mut self, observes: &Observes) -> Result<Observation, Box<StepFailure>> {
+    /// Reads, or waits for the server to exit, as an observing step asks; logs what arrived. A
+    /// read stops waiting once what arrived can meet none of `steps` (the steps that will judge
+    /// it).
+    fn observe(&mut self, observes: &Observes, steps: &[&Step]) -> Result<Observation, Box<StepFailure>> {
         let timeout = self.options.read_timeout;
         match observes {
             Observes::Read(client, read) => {
-                let conn = self.connection(client)?;
-                let result = match read {
-                    Read::Line => conn.read_line(timeout, MAX_LINE),
-                    Read::Bytes(n) => conn.read_exact(*n, timeout),
-                    Read::ToEnd => conn.read_to_end(timeout),
+                // What each step accepts: bytes an `Expect` describes, or (`None`) nothing at all.
+                let accepts: Option<Vec<Option<&Expect>>> = steps
+                    .iter()
+                    .map(|step| match step {
+                        Step::Receive(_, _, expect) => Some(Some(expect)),
+                        Step::ExpectClosed(_) | Step::ExpectOpen(_) => Some(None),
+                        _ => None,
+                    })
+                    .collect();
+                let accept_alternatives = self.options.accept_alternatives;
+                let hopeless = |prefix: &[u8]| {
+                    accepts.as_ref().is_some_and(|accepts| {
+                        accepts.iter().all(|accepted| match accepted {
+                            Some(expect) => hopeless_for(expect, accept_alternatives, prefix),
+                            None => !prefix.is_empty(),
+                        })
+                    })
                 };
+                let conn = self.connection(client)?;
+                let result = conn.read_unless_hopeless(amount(read), timeout, &hopeless);
                 if !result.bytes.is_empty() {
-                    self.log(format!(
-                        "{client} < {}",
-                        escape_abbreviated(&result.bytes, SHOW_BYTES)
-                    ));
+                    let shown = self.options.long_bytes.show(&result.bytes);
+                    self.log(format!("{client} < {shown}"));
                 }
                 Ok(Observation::Read(result))
             }
@@ -489,7 +562,8 @@ impl Runner<'_> {
                             FailureKind::NotClosed,
                             expected,
                             format!("the connection was still open after {} s", timeout.as_secs_f32()),
-                        ));
+                        )
+                        .timed_out());
                     }
                 }
                 Ok(Vec::new())
@@ -523,7 +597,8 @@ impl Runner<'_> {
                         FailureKind::ExitMismatch,
                         expected,
                         format!("it was still running after {} s", timeout.as_secs_f32()),
-                    )),
+                    )
+                    .timed_out()),
                     Some(status) if code.is_none() || status.code() == *code => {
                         self.log(format!("server exits ({})", describe_exit(*status)));
                         Ok(Vec::new())
@@ -577,6 +652,10 @@ impl Runner<'_> {
             _ => Duration::ZERO,
         };
         let server_exit = self.server.wait_exit(grace).map(describe_exit);
+        let program_threads = match server_exit {
+            None => self.server.max_threads(),
+            Some(_) => None,
+        };
         Box::new(Failure {
             scenario: self.scenario.name,
             about: self.scenario.about,
@@ -590,6 +669,8 @@ impl Runner<'_> {
             server_exit,
             stderr_tail: self.server.stderr_tail(8),
             missing_newline: failure.missing_newline,
+            timed_out: failure.timed_out,
+            program_threads,
         })
     }
 }
@@ -647,7 +728,7 @@ pub(crate) fn judge_read(
         (ReadEnd::Closed, _) => FailureKind::ClosedEarly,
         (ReadEnd::Failed(_), _) => FailureKind::ConnectionBroken,
         // Enough bytes arrived for a line, but no newline: judged by content.
-        (ReadEnd::Complete, false) => FailureKind::WrongBytes,
+        (ReadEnd::Complete, false) | (ReadEnd::Hopeless, _) => FailureKind::WrongBytes,
         (ReadEnd::TimedOut, _) if checked.is_err() && !result.bytes.is_empty() => FailureKind::WrongBytes,
         // Everything that was expected arrived, but the connection stayed open.
         (ReadEnd::TimedOut, _) if *read == Read::ToEnd && checked.is_ok() => FailureKind::NotClosed,
@@ -670,7 +751,28 @@ pub(crate) fn judge_read(
         detail,
         mismatch: checked.err(),
         missing_newline,
+        timed_out: result.end == ReadEnd::TimedOut,
     }))
+}
+
+/// How much a read step takes.
+pub(crate) fn amount(read: &Read) -> Amount {
+    match read {
+        Read::Line => Amount::Line { max: MAX_LINE },
+        Read::Bytes(n) => Amount::Exactly(*n),
+        Read::ToEnd => Amount::ToEnd,
+    }
+}
+
+/// Can bytes starting with `prefix` never meet `expect` (only its reference, for our own
+/// lessons)?
+pub(crate) fn hopeless_for(expect: &Expect, accept_alternatives: bool, prefix: &[u8]) -> bool {
+    let expect = if accept_alternatives {
+        expect
+    } else {
+        expect.reference()
+    };
+    expect.cannot_match(prefix)
 }
 
 pub(crate) fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
@@ -679,11 +781,15 @@ pub(crate) fn end_detail(end: &ReadEnd, timeout: Duration) -> String {
         ReadEnd::Closed => ", then the server closed the connection".to_string(),
         ReadEnd::TimedOut => format!(", then nothing more arrived for {} s", timeout.as_secs_f32()),
         ReadEnd::Failed(why) => format!(", then {why}"),
+        ReadEnd::Hopeless => String::new(),
     }
 }
 
+/// An IPv4 address and port (`127.0.0.1:5000`) or a bracketed IPv6 one (`[::1]:5000`). Only the
+/// IPv4 form starts with `\b`: between a space and `[` there is no word boundary (neither is a
+/// word character), so a `\b` in front of both forms never matched `[::1]:5000` after a space.
 static ADDRESS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\b").unwrap());
+    LazyLock::new(|| Regex::new(r"(\b\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\b").unwrap());
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?").unwrap()
 });
@@ -767,6 +873,22 @@ mod tests {
             stable_tokens(r#"c1 < "2026-11-25T12:58:44.123+01:00\n""#, server, &clients),
             r#"c1 < "<time>\n""#
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_after_a_space_become_tokens() {
+        let server: SocketAddr = "[::1]:40000".parse().unwrap();
+        let c1: SocketAddr = "[::1]:51234".parse().unwrap();
+        let clients = [("c1", c1)];
+        assert_eq!(
+            stable_tokens("listening on [::1]:40000", server, &clients),
+            "listening on [::1]:<port>"
+        );
+        assert_eq!(
+            stable_tokens("connected by [::1]:51234; from [fe80::1]:999", server, &clients),
+            "connected by <c1>; from <addr>"
+        );
+        assert_eq!(stable_tokens("(127.0.0.1:51234)", server, &clients), "(<c1>)");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 
-use crate::escape::{escape_abbreviated, escape_bytes};
+use crate::escape::{escape_abbreviated, escape_shortened};
 
 /// A client's name in a transcript: `c1`, `c2`, ...
 pub type Client = &'static str;
@@ -127,8 +127,7 @@ impl Expect {
     /// A human description: `"OK\n"`, `a line starting with "ERROR"`.
     pub fn describe(&self) -> String {
         match self {
-            Expect::Exact(bytes) if bytes.len() > 120 => escape_abbreviated(bytes, 120),
-            Expect::Exact(bytes) => format!("{} ({} bytes)", escape_bytes(bytes), bytes.len()),
+            Expect::Exact(bytes) => format!("{} ({} bytes)", escape_shortened(bytes, 120), bytes.len()),
             Expect::Prefix(bytes) => format!("something starting with {}", escape_abbreviated(bytes, 120)),
             Expect::Contains(bytes) => format!("something containing {}", escape_abbreviated(bytes, 120)),
             Expect::ErrorLine => r#"an error line: "ERROR\n" or "ERROR <reason>\n""#.to_string(),
@@ -146,6 +145,33 @@ impl Expect {
                     text.push_str(&format!("; or {}", alternative.expect.describe()));
                 }
                 text
+            }
+        }
+    }
+
+    /// Can bytes that start with `prefix` never meet this expectation, whatever follows them?
+    /// Then a read can stop waiting for the rest. `false` where that cannot be known (a
+    /// timestamp, bytes contained somewhere, anything).
+    pub fn cannot_match(&self, prefix: &[u8]) -> bool {
+        let diverges = |want: &[u8]| {
+            let n = want.len().min(prefix.len());
+            want[..n] != prefix[..n]
+        };
+        match self {
+            Expect::Exact(want) => !want.starts_with(prefix),
+            Expect::Prefix(want) => diverges(want),
+            Expect::ErrorLine => {
+                diverges(b"ERROR") || prefix.get(5).is_some_and(|&b| b != b'\n' && b != b' ')
+            }
+            Expect::Contains(_) | Expect::RecentTimestamp { .. } | Expect::Anything => false,
+            Expect::Accepting {
+                reference,
+                alternatives,
+            } => {
+                reference.cannot_match(prefix)
+                    && alternatives
+                        .iter()
+                        .all(|alternative| alternative.expect.cannot_match(prefix))
             }
         }
     }
@@ -486,6 +512,9 @@ pub struct Scenario {
     /// The mistake that most likely makes a program fail this scenario, told to the learner
     /// when it does (unless a more specific cause, like a crash, is known).
     pub hint: Option<&'static str>,
+    /// The book's section that reproduces that mistake by hand, with `nc`:
+    /// `05-kv-server.md#several-commands-in-one-read`.
+    pub see: Option<&'static str>,
 }
 
 impl Scenario {
@@ -495,12 +524,20 @@ impl Scenario {
             about,
             steps: Vec::new(),
             hint: None,
+            see: None,
         }
     }
 
     /// Sets the hint shown when a program fails this scenario.
     pub fn hint(mut self, hint: &'static str) -> Self {
         self.hint = Some(hint);
+        self
+    }
+
+    /// The book's section that reproduces this scenario's mistake by hand (`chapter.md#heading`);
+    /// the checker shows it with the hint.
+    pub fn see(mut self, chapter_and_heading: &'static str) -> Self {
+        self.see = Some(chapter_and_heading);
         self
     }
 
@@ -651,6 +688,21 @@ mod tests {
         assert_eq!(m.expected_byte, Some(b'\n'));
         let m = Expect::exact("value\n").check(b"valuX\n").unwrap_err();
         assert_eq!(m.first_difference, Some(4));
+    }
+
+    #[test]
+    fn a_reply_that_is_already_wrong_cannot_match() {
+        let ok = Expect::exact("OK\n");
+        assert!(!ok.cannot_match(b"O") && !ok.cannot_match(b"OK"));
+        assert!(ok.cannot_match(b"ERROR") && ok.cannot_match(b"OKAY"));
+        assert!(!Expect::ErrorLine.cannot_match(b"ERR") && !Expect::ErrorLine.cannot_match(b"ERROR no"));
+        assert!(Expect::ErrorLine.cannot_match(b"OK") && Expect::ErrorLine.cannot_match(b"ERRORS"));
+        let either = Expect::ErrorLine.also_accept(Expect::exact("OK\n"), "note");
+        assert!(!either.cannot_match(b"O") && !either.cannot_match(b"ERR"));
+        assert!(either.cannot_match(b"NO"));
+        assert!(!Expect::contains("x").cannot_match(b"abc"));
+        assert!(!Expect::prefix("Echo: ").cannot_match(b"Echo: anything"));
+        assert!(Expect::prefix("Echo: ").cannot_match(b"Hello"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn two_clients_interleaved() -> Scenario {
         "serve each connection on its own thread (or with an event loop), with one store shared \
          by all of them",
     )
+    .see("07-kv-server-threads.md#head-of-line-blocking")
     .connect("c1")
     .server_logs("#1 connected")
     .connect("c2")
@@ -71,6 +72,7 @@ pub fn idle_client_does_not_block() -> Scenario {
         "a server that waits for one client's next command cannot answer anyone else: serve each \
          connection on its own thread, or watch all of them with an event loop",
     )
+    .see("05-kv-server.md#a-second-client-waits")
     .expect_line("c2", "1\n")
     .close("c2")
     .server_logs("#2 disconnected")
@@ -132,7 +134,11 @@ pub const UNREAD_REPLIES: usize = 400;
 
 /// A client that asks for a lot and reads none of it must not hold up another client. A server
 /// that writes with a blocking `write` from a single thread (an event loop done wrong) waits for
-/// c1 forever, and c2 gets no answer. A thread per connection passes: only c1's thread waits.
+/// c1 forever, and c2 gets no answer. A thread per connection passes if it lets go of the store's
+/// lock before it writes: then only c1's thread waits. One that writes while it holds the lock
+/// fails too: c1's thread waits in the write with the lock, and c2's thread waits for the lock.
+/// (The harness lets the server fill the buffers to c1 before c2 connects, so that such a server
+/// is already waiting.)
 ///
 /// Run it with per-command logging off: how many of c1's commands the server has answered when
 /// the buffers fill up depends on timing.
@@ -144,9 +150,11 @@ pub fn client_not_reading_does_not_block() -> Scenario {
     )
     .hint(
         "a client that does not read its replies must not hold up the others. A blocking write \
-         waits until that client reads; in an event loop, write only what the socket takes now \
-         (a non-blocking write), keep the rest for later, and serve the other clients meanwhile",
+         waits until that client reads: with threads, do not hold the store's lock while you write; \
+         in an event loop, write only what the socket takes now (a non-blocking write), keep the \
+         rest for later, and serve the other clients meanwhile",
     )
+    .see("07-kv-server-threads.md#a-client-that-reads-nothing")
     .connect("c1")
     .server_logs("#1 connected")
     .send("c1", format!("SET big {value}\n"))

@@ -44,6 +44,7 @@ pub fn greeting() -> Scenario {
         "one client sends a greeting and gets it back with the prefix",
     )
     .hint("answer each read with \"Echo: \" followed by exactly the bytes you read, in one write")
+    .see("01-echo-server.md#run-it")
     .connect("c1")
     .send("c1", "Hello, world!\n")
     .expect_bytes("c1", echo_of(b"Hello, world!\n"))
@@ -59,6 +60,7 @@ pub fn all_byte_values() -> Scenario {
         "the 256 byte values, NUL and invalid UTF-8 included, come back unchanged",
     )
     .hint("treat what you receive as bytes: do not decode it as text, strip it, or stop at a NUL byte")
+    .see("common-mistakes.md#bytes-are-not-text")
     .connect("c1")
     .send("c1", &every_byte)
     .expect_bytes("c1", echo_of(&every_byte))
@@ -73,6 +75,7 @@ pub fn three_messages() -> Scenario {
         "a client sends three messages, waiting for each reply",
     )
     .hint("keep reading in a loop until read returns 0; one read is not the whole conversation")
+    .see("01-echo-server.md#run-it")
     .connect("c1");
     for message in ["one\n", "two\n", "three\n"] {
         scenario = scenario
@@ -89,6 +92,7 @@ pub fn half_close() -> Scenario {
         "the client shuts down its write half; the server still answers, then closes",
     )
     .hint("when read returns 0 the client has finished sending: answer what you have read, then close the connection")
+    .see("common-mistakes.md#nc-and-the-end-of-its-input")
     .connect("c1")
     .send("c1", "last words\n")
     .shutdown_write("c1")
@@ -104,16 +108,20 @@ pub fn all() -> Vec<Scenario> {
 
 // Scenarios for an echo client (lesson 02), played against a scripted fake server.
 
-/// The client sends its message; the fake server echoes it and closes; the client prints it.
+/// The client sends its message; the fake server echoes it and, like lesson 01, closes only
+/// once the client has ended its stream (a half-close or a close); the client prints the echo.
+/// A client that waits for the server to close before it ends its own stream never gets there.
 pub fn client_round_trip() -> ClientScenario {
     ClientScenario::new(
         "round-trip",
-        "the client sends its message and prints the echo it gets back",
+        "the client sends its message, ends its stream, and prints the echo it gets back",
     )
     .hint("send the message given on the command line, then read the reply and print it")
+    .see("02-echo-client.md#seeing-exactly-what-your-client-sends")
     .args(&["hello checker"])
     .receive_bytes("hello checker")
     .reply(echo_of(b"hello checker"))
+    .expect_end_of_input()
     .close()
     .exits(ExitExpect::Code(0))
     .stdout(Expect::contains("Echo: hello checker"))
@@ -127,6 +135,7 @@ pub fn client_refused() -> ClientScenario {
     )
     .args(&["anyone there?"])
     .hint("catch the connection error and print one line saying the server is not running, then exit with a non-zero code")
+    .see("common-mistakes.md#nobody-is-listening")
     .nobody_listening()
     .exits(ExitExpect::Failure)
 }

@@ -50,6 +50,7 @@ pub fn one_frame() -> Scenario {
         "a client sends one frame and gets the same frame back",
     )
     .hint("read the 4-byte header, turn it into a length with big-endian byte order (int.from_bytes(h, \"big\"), u32::from_be_bytes), then read exactly that many bytes")
+    .see("04-length-prefix.md#a-sender-that-uses-the-wrong-byte-order")
     .connect("c1");
     finish(echo(scenario, "c1", b"Hello, frames!"), "c1")
 }
@@ -61,6 +62,7 @@ pub fn split_into_single_bytes() -> Scenario {
         "a frame sent one byte per write comes back whole, as one frame",
     )
     .hint("one read may return fewer bytes than you asked for, even inside the header: loop until you have all 4 header bytes, then all the payload bytes")
+    .see("04-length-prefix.md#the-demo")
     .connect("c1")
     .send_bytewise("c1", frame("Hello"))
     .expect_bytes("c1", frame("Hello"));
@@ -74,6 +76,7 @@ pub fn two_frames_in_one_write() -> Scenario {
         "two frames sent in a single write come back as two frames",
     )
     .hint("one read may hold more than one frame: keep the bytes after the first frame and decode them as the next one")
+    .see("04-length-prefix.md#the-demo")
     .connect("c1")
     .send("c1", [frame("ping"), frame("pong")].concat())
     .expect_bytes("c1", frame("ping"))
@@ -113,6 +116,7 @@ pub fn one_byte_too_large() -> Scenario {
         "a header announcing 1 MiB + 1 bytes makes the server close the connection; the next client is served",
     )
     .hint("check the length against the 1 MiB maximum before reading or allocating the payload; close that connection, then keep serving")
+    .see("04-length-prefix.md#a-hostile-header")
     .connect("c1")
     .send("c1", too_large.to_be_bytes())
     .expect_closed("c1")
@@ -128,6 +132,7 @@ pub fn header_ff_ff_ff_ff() -> Scenario {
         "a header announcing 4294967295 bytes is rejected at once; the next client is served",
     )
     .hint("check the length against the maximum before allocating: a hostile header must not make you reserve 4 GiB or wait for it")
+    .see("04-length-prefix.md#a-hostile-header")
     .connect("c1")
     .send("c1", [0xff, 0xff, 0xff, 0xff])
     .expect_closed("c1")
@@ -142,6 +147,7 @@ pub fn end_inside_a_frame() -> Scenario {
         "clients that end their stream inside a payload or a header are closed; the next client is served",
     )
     .hint("a stream that ends inside a frame is an error for that connection only: close it and go back to accept")
+    .see("04-length-prefix.md#the-stream-ends-in-the-middle-of-a-frame")
     .connect("c1")
     .send("c1", [&8u32.to_be_bytes()[..], b"abc"].concat());
     let scenario = finish(scenario, "c1")

@@ -49,6 +49,7 @@ pub fn set_get_delete() -> Scenario {
         "a key is stored, read back and deleted; after that it is gone",
     )
     .hint("answer every command with exactly one line ending in \\n: OK, the value, or ERROR and a reason")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET city Paris\n")
     .expect_line("c1", "OK\n")
@@ -66,6 +67,7 @@ pub fn set_get_delete() -> Scenario {
 pub fn overwrite() -> Scenario {
     Scenario::new("overwrite", "a second SET of the same key replaces its value")
         .hint("a SET of a key that exists replaces its value")
+        .see("05-kv-server.md#run-it")
         .connect("c1")
         .send("c1", "SET color red\n")
         .expect_line("c1", "OK\n")
@@ -84,6 +86,7 @@ pub fn missing_key() -> Scenario {
         "GET and DELETE of a key that does not exist get an error line; the connection stays usable",
     )
 .hint("a missing key must get an ERROR line (\"ERROR\" or \"ERROR <reason>\"), not an empty line or silence")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "GET nothing\n")
     .read_line("c1", Expect::ErrorLine)
@@ -105,6 +108,7 @@ pub fn value_with_spaces() -> Scenario {
         "the value of SET is the rest of the line, spaces included",
     )
 .hint("the value is the rest of the line after the key and one space, spaces included: split the line at most twice")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET greeting hello,  big world\n")
     .expect_line("c1", "OK\n")
@@ -125,6 +129,7 @@ pub fn empty_value() -> Scenario {
         "\"SET key \" (a space, then nothing) stores the empty value, and GET then answers an empty line; \
          or refuse it with an ERROR line, and then GET must find nothing",
     )
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET nothing \n")
     .either(
@@ -151,6 +156,7 @@ pub fn mixed_case_commands() -> Scenario {
             "command words are case-insensitive: compare them in upper case (or refuse every word that \
              is not in upper case, with an ERROR line)",
         )
+        .see("05-kv-server.md#run-it")
         .connect("c1")
         .send("c1", "set lang Rust\n")
         .either(
@@ -180,6 +186,7 @@ pub fn unknown_command() -> Scenario {
         "an unknown command gets an error line, and the next command works",
     )
 .hint("an unknown command gets an ERROR line and the connection stays usable: never crash or hang up on bad input")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "HELLO server\n")
     .read_line("c1", Expect::ErrorLine)
@@ -197,6 +204,7 @@ pub fn wrong_arity() -> Scenario {
         "commands with too few or too many words get error lines; the connection stays usable",
     )
     .hint("a command with too few or too many words gets an ERROR line, and the connection stays usable")
+    .see("05-kv-server.md#run-it")
     .connect("c1");
     for line in ["GET\n", "GET a b\n", "DELETE\n", "SET\n"] {
         scenario = scenario.send("c1", line).read_line("c1", Expect::ErrorLine);
@@ -215,6 +223,7 @@ pub fn crlf_line_endings() -> Scenario {
         "lines may end with \\r\\n; the \\r is not part of the command or the value",
     )
     .hint("strip one \\r before the \\n: some clients (telnet, Windows tools) end lines with \\r\\n")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET os windows\r\n")
     .expect_line("c1", "OK\n")
@@ -233,6 +242,7 @@ pub fn pipelined_commands() -> Scenario {
         "three commands sent in one write get three replies, in order",
     )
 .hint("several commands can arrive in one read: answer every complete line in your buffer, not only the first")
+    .see("05-kv-server.md#several-commands-in-one-read")
     .connect("c1")
     .send("c1", "SET fruit apple\nGET fruit\nDELETE fruit\n")
     .expect_line("c1", "OK\n")
@@ -249,6 +259,7 @@ pub fn command_in_one_byte_writes() -> Scenario {
         "a command sent one byte per write gets one reply, once its newline arrives",
     )
 .hint("a command can arrive across several reads: keep what you read in a buffer until a \\n arrives, then handle the line")
+    .see("05-kv-server.md#a-command-in-pieces")
     .connect("c1")
     .send_bytewise("c1", "SET slow yes\n")
     .expect_line("c1", "OK\n")
@@ -270,6 +281,7 @@ pub fn invalid_utf8() -> Scenario {
         "bytes that are not UTF-8 get an ERROR line (or are stored and returned exactly as they came): \
          do not crash while decoding, and never replace bytes you cannot decode",
     )
+    .see("05-kv-server.md#bytes-that-are-not-utf-8")
     .connect("c1")
     .send("c1", b"SET bytes \xff\xfe\n")
     .either(
@@ -299,6 +311,7 @@ pub fn line_too_long() -> Scenario {
         "65537 bytes without a newline get an error line and the connection is closed; the next client is served",
     )
 .hint("cap the line length: once more than 65536 bytes have arrived without a newline, answer an ERROR line, close that connection, and keep serving")
+    .see("05-kv-server.md#a-line-longer-than-64-kib")
     .connect("c1")
     .send("c1", "SET kept yes\n")
     .expect_line("c1", "OK\n")
@@ -323,6 +336,7 @@ pub fn shared_between_connections() -> Scenario {
         "a value one client stores is there for the next client",
     )
     .hint("the store belongs to the server, not to a connection: create it once, before the accept loop")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET message hi from c1\n")
     .expect_line("c1", "OK\n")
@@ -341,6 +355,7 @@ pub fn ok_value_ambiguity() -> Scenario {
         "values \"OK\" and \"ERROR oops\" come back looking exactly like status replies",
     )
     .hint("store and return values exactly as given, even when they look like OK or ERROR")
+    .see("05-kv-server.md#run-it")
     .connect("c1")
     .send("c1", "SET answer OK\n")
     .expect_line("c1", "OK\n")
@@ -397,6 +412,7 @@ pub fn client_set() -> ClientScenario {
         "SET sends exactly one command line, prints the OK reply and exits 0",
     )
 .hint("send exactly one line (the words joined by single spaces, then \\n), print the reply line, and exit 0")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["SET", "a", "1"])
     .receive_line(command_line("SET a 1\n"))
     .reply("OK\n")
@@ -409,6 +425,7 @@ pub fn client_set() -> ClientScenario {
 pub fn client_get() -> ClientScenario {
     ClientScenario::new("get", "GET prints the value the server replies and exits 0")
         .hint("print the reply line as it came, without the newline and without anything added")
+        .see("06-kv-client.md#see-exactly-what-your-client-sends")
         .args(&["GET", "a"])
         .receive_line(command_line("GET a\n"))
         .reply("1\n")
@@ -424,6 +441,7 @@ pub fn client_get_missing() -> ClientScenario {
         "an ERROR reply is printed as it came, and the client exits 1",
     )
     .hint("when the reply starts with ERROR, print it as it came and exit with code 1")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["GET", "nothing"])
     .receive_line(command_line("GET nothing\n"))
     .reply("ERROR no such key\n")
@@ -442,6 +460,7 @@ pub fn client_bare_error() -> ClientScenario {
         "a reply of just ERROR (no reason) is an error reply too: exit 1",
     )
     .hint("a reply of just ERROR is an error too: print it and exit with code 1")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["DELETE", "a"])
     .receive_line(command_line("DELETE a\n"))
     .reply("ERROR\n")
@@ -459,6 +478,7 @@ pub fn client_value_with_spaces() -> ClientScenario {
         "a value with spaces is sent as it is, after one space",
     )
     .hint("send the value as it was given, after the key and one space")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["SET", "greeting", "hello, big world"])
     .receive_line(command_line("SET greeting hello, big world\n"))
     .reply("OK\n")
@@ -471,7 +491,8 @@ pub fn client_value_with_spaces() -> ClientScenario {
 pub fn client_delete() -> ClientScenario {
     ClientScenario::new("delete", "DELETE sends one line and prints the OK reply")
 .hint("send exactly one line (the words joined by single spaces, then \\n), print the reply line, and exit 0")
-        .args(&["DELETE", "a"])
+        .see("06-kv-client.md#see-exactly-what-your-client-sends")
+    .args(&["DELETE", "a"])
         .receive_line(command_line("DELETE a\n"))
         .reply("OK\n")
         .expect_end_of_input()
@@ -487,6 +508,7 @@ pub fn client_no_reply() -> ClientScenario {
         "the server closes the connection without replying: the client says so and exits non-zero",
     )
     .hint("if the server closes without a reply, say so on stderr and exit with a non-zero code")
+    .see("06-kv-client.md#see-exactly-what-your-client-sends")
     .args(&["GET", "a"])
     .receive_line(command_line("GET a\n"))
     .close()
@@ -500,6 +522,7 @@ pub fn client_refused() -> ClientScenario {
         "no server is running: the client reports it in a clear line and exits non-zero",
     )
     .hint("catch the connection error, print one clear line on stderr, and exit with a non-zero code")
+    .see("06-kv-client.md#nobody-is-listening")
     .args(&["GET", "a"])
     .nobody_listening()
     .exits(ExitExpect::Failure)

@@ -25,10 +25,12 @@ fn ask_the_time(scenario: Scenario, client: &'static str) -> Scenario {
 /// One client connects, reads the time, and sees the server close the connection.
 pub fn one_client() -> Scenario {
     ask_the_time(
-        Scenario::new("one-client", "a client connects and receives the current time").hint(
-            "as soon as a client connects, send it the current time in RFC 3339 (like \
+        Scenario::new("one-client", "a client connects and receives the current time")
+            .hint(
+                "as soon as a client connects, send it the current time in RFC 3339 (like \
              2026-11-25T14:03:07+01:00: the local time and its offset from UTC), then close the connection",
-        ),
+            )
+            .see("03-time-server.md#run-it"),
         "c1",
     )
 }
@@ -42,7 +44,8 @@ pub fn three_clients() -> Scenario {
     .hint(
         "send every client the current time and close its connection, then go back to accept() for the \
          next one",
-    );
+    )
+    .see("03-time-server.md#run-it");
     for client in ["c1", "c2", "c3"] {
         scenario = ask_the_time(scenario, client);
     }

@@ -4,12 +4,12 @@ Each frame is a 4-byte big-endian length, then that many payload bytes. Every fr
 with a frame holding the same payload. A header announcing more than 1 MiB, or a stream that ends
 inside a frame, closes that connection; the server keeps serving the next client.
 
-    python3 tests/interop/frame_echo_server.py [PORT]      # default 65434; 0 = any free port
+    python3 tests/interop/frame_echo_server.py [--port PORT]   # default 65434; 0 = any free port
     cargo run --bin 04_length_prefix -- send --port PORT hello world
 """
 
+import argparse
 import socket
-import sys
 
 # ANCHOR: read_frames
 MAX_FRAME = 1024 * 1024
@@ -44,7 +44,13 @@ def echo_frames(conn):
 
 
 def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 65434
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int, nargs="?", help="the same as --port")
+    parser.add_argument("--port", type=int, dest="port_option")
+    args = parser.parse_args()
+    port = args.port_option if args.port_option is not None else args.port
+    if port is None:
+        port = 65434
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", port))
