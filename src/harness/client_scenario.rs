@@ -29,6 +29,9 @@ pub enum ServerStep {
     Send(Vec<u8>),
     /// Close the connection.
     Close,
+    /// Say nothing more, and keep the connection open until the client exits: a server that
+    /// went silent. The client must give up by itself, within the scenario's `exit_within`.
+    Silence,
 }
 
 /// How the client program must exit.
@@ -58,6 +61,10 @@ pub struct ClientScenario {
     pub hint: Option<&'static str>,
     /// The book's section that shows the mistake by hand (`06-kv-client.md#heading`).
     pub see: Option<&'static str>,
+    /// How long the client has to exit once the fake server's script is done; `None`: the
+    /// run's read timeout. A scenario that waits for the client to give up by itself (a silent
+    /// server) sets the limit its description states.
+    pub exit_within: Option<Duration>,
 }
 
 impl ClientScenario {
@@ -73,6 +80,7 @@ impl ClientScenario {
             check_stderr: true,
             hint: None,
             see: None,
+            exit_within: None,
         }
     }
 
@@ -125,6 +133,18 @@ impl ClientScenario {
 
     pub fn close(mut self) -> Self {
         self.server.push(ServerStep::Close);
+        self
+    }
+
+    /// The fake server says nothing more and keeps the connection open until the client exits.
+    pub fn say_nothing(mut self) -> Self {
+        self.server.push(ServerStep::Silence);
+        self
+    }
+
+    /// The client must exit within `limit` once the script is done (instead of the read timeout).
+    pub fn exits_within(mut self, limit: Duration) -> Self {
+        self.exit_within = Some(limit);
         self
     }
 
@@ -256,6 +276,8 @@ pub fn run_client_scenario(
 
     let mut step_number = 0;
     let mut notes: Vec<String> = Vec::new();
+    // A silent server's connection, held open until the client has exited.
+    let mut held: Option<Connection> = None;
     if let Some(listener) = listener {
         step_number = 1;
         let conn = accept_client(&listener, &mut client, options)
@@ -270,21 +292,34 @@ pub fn run_client_scenario(
                 add_note(&mut notes, note);
             }
         }
+        if scenario.server.last() == Some(&ServerStep::Silence) {
+            held = conn;
+        }
     }
 
     step_number += 1;
-    let Some(status) = client.wait_exit(options.read_timeout) else {
+    let exit_within = scenario.exit_within.unwrap_or(options.read_timeout);
+    let Some(status) = client.wait_exit(exit_within) else {
+        let (expected, after) = if held.is_some() {
+            (
+                "the client to give up on the silent server and exit",
+                "the server went silent",
+            )
+        } else {
+            ("the client to finish and exit", "the conversation ended")
+        };
         let f = StepFailure::new(
             FailureKind::ExitMismatch,
-            "the client to finish and exit",
+            expected,
             format!(
-                "it was still running {} s after the conversation ended",
-                options.read_timeout.as_secs_f32()
+                "it was still running {} s after {after}",
+                exit_within.as_secs_f32()
             ),
         )
         .timed_out();
         return Err(fail(&lines, Some(&mut client), step_number, f));
     };
+    drop(held);
     let code_ok = match scenario.exit {
         ExitExpect::Code(code) => status.code() == Some(code),
         ExitExpect::Failure => matches!(status.code(), Some(code) if code != 0),
@@ -503,6 +538,9 @@ fn run_server_step(
         ServerStep::Close => {
             *conn = None;
             lines.push("server closes the connection".to_string());
+        }
+        ServerStep::Silence => {
+            lines.push("server says nothing, and keeps the connection open".to_string());
         }
     }
     Ok(Vec::new())

@@ -515,6 +515,31 @@ pub fn client_no_reply() -> ClientScenario {
     .exits(ExitExpect::Failure)
 }
 
+/// How long a client may wait for a server that has gone silent before it must have given up:
+/// lesson 06 waits 5 s for its reply, lesson 09 gives the whole command 6 s; twice the first
+/// leaves room for a busy machine and for other reasonable choices.
+pub const SILENT_SERVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// The server reads the command and then says nothing, with the connection open: a client with
+/// no read timeout (or deadline) would wait for ever.
+pub fn client_silent_server() -> ClientScenario {
+    ClientScenario::new(
+        "silent-server",
+        "the server reads the command and never replies: the client gives up within 10 s, says so, and exits non-zero",
+    )
+    .hint(
+        "a blocking read waits for ever when the server goes silent: give the reply a time limit (a read \
+         timeout, like lesson 06's 5 s, or a deadline for the whole exchange, like lesson 09's), then say so \
+         on stderr and exit with a non-zero code",
+    )
+    .see("09-kv-client-robust.md#a-server-that-says-nothing-the-deadline")
+    .args(&["GET", "a"])
+    .receive_line(command_line("GET a\n"))
+    .say_nothing()
+    .exits_within(SILENT_SERVER_LIMIT)
+    .exits(ExitExpect::Failure)
+}
+
 /// Nobody listens: a clear line, a non-zero exit, no crash.
 pub fn client_refused() -> ClientScenario {
     ClientScenario::new(
@@ -538,6 +563,7 @@ pub fn client_all() -> Vec<ClientScenario> {
         client_value_with_spaces(),
         client_delete(),
         client_no_reply(),
+        client_silent_server(),
         client_refused(),
     ]
 }
