@@ -628,7 +628,7 @@ fn a_kv_server_that_mangles_bytes_is_caught() {
 }
 
 /// A key-value client that ends its command with `\r\n`, and reports its own errors on stdout,
-/// is correct too. The text report says each note once, not under each of the nine scenarios.
+/// is correct too. The text report says each note once, not under each of the ten scenarios.
 #[test]
 fn a_kv_client_that_chooses_differently_passes_with_notes() {
     let command = py(
@@ -657,6 +657,7 @@ fn a_kv_client_that_chooses_differently_passes_with_notes() {
             ("delete", crlf),
             ("no-reply", &both),
             ("silent-server", &both),
+            ("sliced-path", crlf),
             ("connection-refused", NOTE_ERROR_ON_STDOUT),
         ],
     );
@@ -665,7 +666,7 @@ fn a_kv_client_that_chooses_differently_passes_with_notes() {
     assert_eq!(text.matches(NOTE_ERROR_ON_STDOUT).count(), 1, "{text}");
     assert!(
         text.contains(
-            "(the same note for get, get-missing, bare-error, value-with-spaces, delete, no-reply, silent-server)"
+            "(the same note for get, get-missing, bare-error, value-with-spaces, delete, no-reply, silent-server, sliced-path)"
         ),
         "{text}"
     );
@@ -858,7 +859,7 @@ fn a_program_that_hangs_stops_the_step_after_three_scenarios() {
                 "kv-client",
                 &hanging_client,
                 "never exited in 3 conversations; the rest were not run",
-                6,
+                7,
             )
         }),
         Box::new(all_run),
@@ -1036,11 +1037,11 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(
-        row("alice").starts_with("| alice | 4/4 | 2/2 | 9/9 | 15/15 |  |"),
+        row("alice").starts_with("| alice | 4/4 | 2/2 | 10/10 | 16/16 |  |"),
         "{stdout}"
     );
     assert!(
-        row("bob").starts_with("| bob | 0/4 | 1/2 | 7/9 | 8/15 |"),
+        row("bob").starts_with("| bob | 0/4 | 1/2 | 8/10 | 9/16 |"),
         "{stdout}"
     );
     assert!(
@@ -1048,7 +1049,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(
-        row("carol").starts_with("| carol | 3/4 | — | 0/9 | 3/15 |"),
+        row("carol").starts_with("| carol | 3/4 | — | 0/10 | 3/16 |"),
         "{stdout}"
     );
     assert!(
@@ -1060,11 +1061,11 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(
-        row("dave").starts_with("| dave | — | — | — | 0/15 | no workbook-commands.txt |"),
+        row("dave").starts_with("| dave | — | — | — | 0/16 | no workbook-commands.txt |"),
         "{stdout}"
     );
     assert!(
-        row("erin").starts_with("| erin | 0/4 | 0/2 (could not run) | — | 0/15 |"),
+        row("erin").starts_with("| erin | 0/4 | 0/2 (could not run) | — | 0/16 |"),
         "{stdout}"
     );
     assert!(
@@ -1082,11 +1083,11 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     );
     assert_eq!(
         row("frank"),
-        format!("| frank | — | 2/2 | 9/9 | 11/15 | {frank_notes} |"),
+        format!("| frank | — | 2/2 | 10/10 | 12/16 | {frank_notes} |"),
         "{stdout}"
     );
     assert!(
-        row("grace").starts_with("| grace | — | — | 9/9 | 9/15 |  |"),
+        row("grace").starts_with("| grace | — | — | 10/10 | 10/16 |  |"),
         "{stdout}"
     );
 
@@ -1096,7 +1097,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "kv-client",
         &strs(&py(&kv_client, &["--port", "{port}"])),
     );
-    assert_eq!(checked["passed"], 9, "{checked:#}");
+    assert_eq!(checked["passed"], 10, "{checked:#}");
 
     let csv = std::fs::read_to_string(class.join("grades.csv")).unwrap();
     let rows = parsed_by_python_csv(&class.join("grades.csv"));
@@ -1106,7 +1107,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
             "student",
             "echo-server (of 4)",
             "time-server (of 2)",
-            "kv-client (of 9)",
+            "kv-client (of 10)",
             "passed",
             "total",
             "notes"
@@ -1121,10 +1122,10 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     };
     assert_eq!(
         csv_row("alice"),
-        &["alice", "4", "2", "9", "15", "15", ""],
+        &["alice", "4", "2", "10", "16", "16", ""],
         "{csv}"
     );
-    assert_eq!(csv_row("dave")[1..6], ["", "", "", "0", "15"], "{csv}");
+    assert_eq!(csv_row("dave")[1..6], ["", "", "", "0", "16"], "{csv}");
     assert_eq!(csv_row("erin")[1..4], ["0", "0", ""], "{csv}");
     assert_eq!(shown(&csv_row("frank")[6]), frank_notes, "{csv}");
     // Every zero has a note.
@@ -1370,6 +1371,7 @@ fn broken_kv_clients_are_caught_with_the_right_hint() {
     let cases = vec![
         ("no-newline", "set", "no newline at the end"),
         ("exit-zero-on-error", "get-missing", "exit with code 1"),
+        ("one-recv", "sliced-path", "one recv is not one reply"),
     ];
     in_parallel(cases, |(bug, scenario, hint_words)| {
         assert_caught(SOME_ANSWERS, "kv-client", &strs(&run(bug)), scenario, hint_words);

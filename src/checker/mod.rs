@@ -108,7 +108,7 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "kv-client",
             lessons: &["06_kv_client"],
-            expects: "sends its arguments as one command line ending in \\n, prints the reply line, exits 0 (OK or a \
+            expects: "sends its arguments as one command line ending in \\n, prints the reply line (even when it arrives a byte at a time), exits 0 (OK or a \
                       value) or 1 (ERROR); when the server never replies, gives up within 10 s with a non-zero exit",
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),

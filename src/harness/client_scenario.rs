@@ -17,6 +17,11 @@ use super::run::{
 };
 use super::scenario::{Expect, Read};
 use crate::escape::shell_line;
+use crate::proxy::{self, ProxyConfig, ProxyHandle, Weather};
+
+/// The seed of the proxy in front of a weathered scenario's fake server: the same seed, the same
+/// weather, on every run.
+pub const PATH_SEED: u64 = 14;
 
 /// What the fake server does with the client's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +48,7 @@ pub enum ExitExpect {
 }
 
 /// A client scenario: arguments, the fake server's script, and what the client must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientScenario {
     pub name: &'static str,
     pub about: &'static str,
@@ -65,6 +70,9 @@ pub struct ClientScenario {
     /// run's read timeout. A scenario that waits for the client to give up by itself (a silent
     /// server) sets the limit its description states.
     pub exit_within: Option<Duration>,
+    /// `Some`: the fake server sits behind the proxy (`crate::proxy`, seeded with
+    /// [`PATH_SEED`]), which applies this weather both ways; the client is given the proxy's port.
+    pub weather: Option<Weather>,
 }
 
 impl ClientScenario {
@@ -81,6 +89,7 @@ impl ClientScenario {
             hint: None,
             see: None,
             exit_within: None,
+            weather: None,
         }
     }
 
@@ -139,6 +148,12 @@ impl ClientScenario {
     /// The fake server says nothing more and keeps the connection open until the client exits.
     pub fn say_nothing(mut self) -> Self {
         self.server.push(ServerStep::Silence);
+        self
+    }
+
+    /// Put the fake server behind the proxy, with `weather` both ways.
+    pub fn weather(mut self, weather: Weather) -> Self {
+        self.weather = Some(weather);
         self
     }
 
@@ -242,6 +257,21 @@ pub fn run_client_scenario(
         .local_addr()
         .map_err(|e| fail(&lines, None, 0, could_not("a free port", e)))?
         .port();
+    // With weather, the client connects to the proxy, which connects to our fake server.
+    let path: Option<ProxyHandle> = match (&scenario.weather, scenario.listen) {
+        (Some(weather), true) => {
+            let mut config =
+                ProxyConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).both_ways(weather.clone());
+            config.seed = Some(PATH_SEED);
+            config.quiet = true;
+            Some(
+                proxy::start(config)
+                    .map_err(|e| fail(&lines, None, 0, could_not("the proxy to start", e)))?,
+            )
+        }
+        _ => None,
+    };
+    let port = path.as_ref().map_or(port, |proxy| proxy.addr().port());
     let listener = if scenario.listen {
         Some(listener)
     } else {
@@ -283,6 +313,12 @@ pub fn run_client_scenario(
         let conn = accept_client(&listener, &mut client, options)
             .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
         lines.push("client connects".to_string());
+        if let Some(weather) = &scenario.weather {
+            lines.push(format!(
+                "(through the proxy, both ways: {}; seed {PATH_SEED})",
+                weather.describe()
+            ));
+        }
         let mut conn = Some(conn);
         for step in &scenario.server {
             step_number += 1;

@@ -25,6 +25,7 @@ use crate::escape::escape_bytes;
 use crate::harness::client::ReadEnd;
 use crate::harness::{ClientScenario, Connection, ExitExpect, Expect, Path, Scenario};
 use crate::kv::MAX_LINE;
+use crate::proxy::Weather;
 
 /// The note for a server that refuses `SET key ` (an empty value).
 pub const NOTE_EMPTY_VALUE_REFUSED: &str = "your server refuses an empty value with an error line (the \
@@ -540,6 +541,39 @@ pub fn client_silent_server() -> ClientScenario {
     .exits(ExitExpect::Failure)
 }
 
+/// The weather of [`client_sliced_path`]: every byte in its own `write`, 2 ms apart, each 20 ms
+/// late. Far below every timeout (the whole exchange takes well under a second), so a correct
+/// client only ever sees its bytes arrive in pieces.
+pub fn sliced_path_weather() -> Weather {
+    Weather {
+        slice: Some(1),
+        latency: Duration::from_millis(20),
+        ..Weather::default()
+    }
+}
+
+/// Over a path that delivers one byte at a time, a little late, the command still reaches the
+/// server whole and the reply is printed whole: a client must read until the `\n`, not take one
+/// `recv` for the reply.
+pub fn client_sliced_path() -> ClientScenario {
+    ClientScenario::new(
+        "sliced-path",
+        "through a proxy that forwards one byte at a time, 20 ms late, the client still prints the exact reply",
+    )
+    .hint(
+        "one recv is not one reply: the reply can arrive a byte at a time, so keep reading and collect the \
+         bytes until the \\n arrives, then print the whole line",
+    )
+    .see("09-kv-client-robust.md#a-sliced-path")
+    .weather(sliced_path_weather())
+    .args(&["GET", "greeting"])
+    .receive_line(command_line("GET greeting\n"))
+    .reply("hello, sliced world\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::exact("hello, sliced world\n"))
+}
+
 /// Nobody listens: a clear line, a non-zero exit, no crash.
 pub fn client_refused() -> ClientScenario {
     ClientScenario::new(
@@ -564,6 +598,7 @@ pub fn client_all() -> Vec<ClientScenario> {
         client_delete(),
         client_no_reply(),
         client_silent_server(),
+        client_sliced_path(),
         client_refused(),
     ]
 }
