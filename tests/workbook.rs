@@ -263,6 +263,7 @@ fn our_own_lessons_pass_every_step() {
                 "06_kv_client" => &[env!("CARGO_BIN_EXE_06_kv_client")],
                 "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
                 "08_kv_server_events" => &[env!("CARGO_BIN_EXE_08_kv_server_events")],
+                "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));
@@ -1376,6 +1377,21 @@ fn broken_kv_clients_are_caught_with_the_right_hint() {
     in_parallel(cases, |(bug, scenario, hint_words)| {
         assert_caught(SOME_ANSWERS, "kv-client", &strs(&run(bug)), scenario, hint_words);
     });
+}
+
+/// Lesson 06's kind of client, which gives up at the first problem, is a correct kv-client but
+/// not a robust one: after a reset it exits instead of trying again, and the hint says why it
+/// may.
+#[test]
+fn a_kv_client_that_never_retries_fails_the_robust_step() {
+    let command = py(&fixture("kv_client.py"), &["--port", "{port}"]);
+    assert_caught(
+        SOME_ANSWERS,
+        "kv-client-robust",
+        &strs(&command),
+        "reset-then-answer",
+        "safe to repeat",
+    );
 }
 
 /// A client that waits for its reply without a time limit hangs on a silent server: the

@@ -115,6 +115,16 @@ pub fn steps() -> Vec<CheckStep> {
             hints: hints::KV_CLIENT,
         },
         CheckStep {
+            name: "kv-client-robust",
+            lessons: &["09_kv_client_robust"],
+            expects: "a kv-client that survives the network: after a reset, connects again and repeats a GET \
+                      (it is safe to repeat); when no attempt is ever answered, gives up within 10 s with a message \
+                      on stderr and a non-zero exit",
+            example: "python3 kv_client_robust.py --port {port}",
+            kind: StepKind::Client(scenarios::kv::robust_client_all),
+            hints: hints::KV_CLIENT,
+        },
+        CheckStep {
             name: "concurrent-kv-server",
             lessons: &["07_kv_server_threads", "08_kv_server_events"],
             expects: "the kv-server protocol for many clients at once: neither an idle client nor one that reads none of its replies holds up anybody",

@@ -34,6 +34,11 @@ pub enum ServerStep {
     Send(Vec<u8>),
     /// Close the connection.
     Close,
+    /// Close the connection with a reset (RST).
+    Reset,
+    /// The client must connect again (after a reset, say): the next steps are on the new
+    /// connection.
+    AcceptAgain,
     /// Say nothing more, and keep the connection open until the client exits: a server that
     /// went silent. The client must give up by itself, within the scenario's `exit_within`.
     Silence,
@@ -142,6 +147,18 @@ impl ClientScenario {
 
     pub fn close(mut self) -> Self {
         self.server.push(ServerStep::Close);
+        self
+    }
+
+    /// The fake server resets the connection (RST).
+    pub fn reset(mut self) -> Self {
+        self.server.push(ServerStep::Reset);
+        self
+    }
+
+    /// The client must connect again; the next steps are on the new connection.
+    pub fn accept_again(mut self) -> Self {
+        self.server.push(ServerStep::AcceptAgain);
         self
     }
 
@@ -306,8 +323,9 @@ pub fn run_client_scenario(
 
     let mut step_number = 0;
     let mut notes: Vec<String> = Vec::new();
-    // A silent server's connection, held open until the client has exited.
-    let mut held: Option<Connection> = None;
+    // A silent server's connection and listener, held open until the client has exited: a client
+    // that tries again connects (into the listen backlog) and meets the same silence.
+    let mut held: Option<(Option<Connection>, TcpListener)> = None;
     if let Some(listener) = listener {
         step_number = 1;
         let conn = accept_client(&listener, &mut client, options)
@@ -322,6 +340,17 @@ pub fn run_client_scenario(
         let mut conn = Some(conn);
         for step in &scenario.server {
             step_number += 1;
+            if *step == ServerStep::AcceptAgain {
+                drop(conn.take());
+                let again = accept_client(&listener, &mut client, options).map_err(|mut f| {
+                    f.kind = FailureKind::ExitMismatch;
+                    f.expected = "the client to connect again and repeat its command".to_string();
+                    fail(&lines, Some(&mut client), step_number, f)
+                })?;
+                lines.push("client connects again".to_string());
+                conn = Some(again);
+                continue;
+            }
             let step_notes = run_server_step(step, &mut conn, &mut lines, options)
                 .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
             for note in step_notes {
@@ -329,7 +358,7 @@ pub fn run_client_scenario(
             }
         }
         if scenario.server.last() == Some(&ServerStep::Silence) {
-            held = conn;
+            held = Some((conn, listener));
         }
     }
 
@@ -575,6 +604,13 @@ fn run_server_step(
             *conn = None;
             lines.push("server closes the connection".to_string());
         }
+        ServerStep::Reset => {
+            if let Some(connection) = conn.take() {
+                connection.reset();
+            }
+            lines.push("server resets the connection (RST)".to_string());
+        }
+        ServerStep::AcceptAgain => {}
         ServerStep::Silence => {
             lines.push("server says nothing, and keeps the connection open".to_string());
         }

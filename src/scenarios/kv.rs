@@ -603,6 +603,53 @@ pub fn client_all() -> Vec<ClientScenario> {
     ]
 }
 
+/// The first connection is reset after the command arrives; a `GET` is safe to repeat, so a
+/// robust client connects again, repeats it, and prints the reply of the second connection.
+pub fn robust_reset_then_answer() -> ClientScenario {
+    ClientScenario::new(
+        "reset-then-answer",
+        "the first connection is reset (RST) after the GET arrives; the client connects again, repeats the GET, prints the reply and exits 0",
+    )
+    .hint(
+        "a GET changes nothing, so it is safe to repeat: when the connection is reset (ECONNRESET, or the \
+         stream ends before the reply), wait a little and try again on a new connection, a few times",
+    )
+    .see("09-kv-client-robust.md#the-connection-is-reset-econnreset")
+    .args(&["GET", "a"])
+    .receive_line(command_line("GET a\n"))
+    .reset()
+    .accept_again()
+    .receive_line(command_line("GET a\n"))
+    .reply("1\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::exact("1\n"))
+}
+
+/// The server reads every attempt's command and never answers (new connections wait in the
+/// listen backlog): the client must give up by its deadline, say so, and exit non-zero.
+pub fn robust_gives_up() -> ClientScenario {
+    ClientScenario::new(
+        "gives-up-by-its-deadline",
+        "the server reads the GET and never replies, to any attempt: the client gives up within 10 s, says so on stderr, and exits non-zero",
+    )
+    .hint(
+        "retries need a limit too: give the whole command a deadline (every attempt and every wait \
+         included), and when it passes, say so on stderr and exit with a non-zero code",
+    )
+    .see("09-kv-client-robust.md#a-server-that-says-nothing-the-deadline")
+    .args(&["GET", "a"])
+    .receive_line(command_line("GET a\n"))
+    .say_nothing()
+    .exits_within(SILENT_SERVER_LIMIT)
+    .exits(ExitExpect::Failure)
+}
+
+/// The scenarios of the robust client (lesson 09), beyond the kv-client ones.
+pub fn robust_client_all() -> Vec<ClientScenario> {
+    vec![robust_reset_then_answer(), robust_gives_up()]
+}
+
 // A model of the store, for property tests: random command sequences sent to a server must get
 // the replies a plain `HashMap` predicts. The random generation lives with the tests (it needs
 // proptest); the model and the conversation live here, so every KV server lesson, and the checker,
