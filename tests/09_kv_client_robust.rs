@@ -1165,3 +1165,21 @@ fn set_loopback_up(up: bool) -> std::io::Result<()> {
     unsafe { libc::close(fd) };
     if result < 0 { Err(error) } else { Ok(()) }
 }
+
+/// `workbook check kv-client-robust`'s reset scenario, against the lesson, with `--verbose` so
+/// the transcript shows the reset and the second attempt (`--seed` fixes the wait between them),
+/// its stderr before its stdout.
+/// Its other scenario, a server that never answers, waits for the 6 s deadline: the checker's
+/// own tests run it (`our_own_lessons_pass_every_step`).
+#[test]
+fn the_checkers_reset_scenario_matches_its_snapshot() {
+    use socket_workbook::harness::process::Stream;
+    use socket_workbook::harness::{RunOptions, run_client_scenario};
+    let command = [LESSON, "--verbose", "--seed", "7", "--port", "{port}"].map(String::from);
+    let scenario = socket_workbook::scenarios::kv::robust_reset_then_answer();
+    let mut run = run_client_scenario(&command, &scenario, &RunOptions::reference())
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    // stdout and stderr are two pipes, read by two threads: only each one's order is fixed.
+    run.output.sort_by_key(|line| line.stream != Stream::Stderr);
+    insta::assert_snapshot!("checker-reset-then-answer", run.render(&scenario));
+}

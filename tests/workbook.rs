@@ -263,11 +263,18 @@ fn our_own_lessons_pass_every_step() {
                 "06_kv_client" => &[env!("CARGO_BIN_EXE_06_kv_client")],
                 "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
                 "08_kv_server_events" => &[env!("CARGO_BIN_EXE_08_kv_server_events")],
+                "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));
         }
     }
+    // Lesson 09's client is a kv-client too: its deadline gives up on a silent server in time.
+    checks.push((
+        "kv-client",
+        "09_kv_client_robust",
+        vec![env!("CARGO_BIN_EXE_09_kv_client_robust"), "--port", "{port}"],
+    ));
     in_parallel(checks, |(step, lesson, command)| {
         let (code, report) = check_json(ANSWERS, step, &command);
         assert_eq!(code, 0, "{step} against {lesson}: {report:#}");
@@ -622,7 +629,7 @@ fn a_kv_server_that_mangles_bytes_is_caught() {
 }
 
 /// A key-value client that ends its command with `\r\n`, and reports its own errors on stdout,
-/// is correct too. The text report says each note once, not under each of the eight scenarios.
+/// is correct too. The text report says each note once, not under each of the ten scenarios.
 #[test]
 fn a_kv_client_that_chooses_differently_passes_with_notes() {
     let command = py(
@@ -650,6 +657,8 @@ fn a_kv_client_that_chooses_differently_passes_with_notes() {
             ("value-with-spaces", crlf),
             ("delete", crlf),
             ("no-reply", &both),
+            ("silent-server", &both),
+            ("sliced-path", crlf),
             ("connection-refused", NOTE_ERROR_ON_STDOUT),
         ],
     );
@@ -658,7 +667,7 @@ fn a_kv_client_that_chooses_differently_passes_with_notes() {
     assert_eq!(text.matches(NOTE_ERROR_ON_STDOUT).count(), 1, "{text}");
     assert!(
         text.contains(
-            "(the same note for get, get-missing, bare-error, value-with-spaces, delete, no-reply)"
+            "(the same note for get, get-missing, bare-error, value-with-spaces, delete, no-reply, silent-server, sliced-path)"
         ),
         "{text}"
     );
@@ -851,7 +860,7 @@ fn a_program_that_hangs_stops_the_step_after_three_scenarios() {
                 "kv-client",
                 &hanging_client,
                 "never exited in 3 conversations; the rest were not run",
-                5,
+                7,
             )
         }),
         Box::new(all_run),
@@ -1029,11 +1038,11 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(
-        row("alice").starts_with("| alice | 4/4 | 2/2 | 8/8 | 14/14 |  |"),
+        row("alice").starts_with("| alice | 4/4 | 2/2 | 10/10 | 16/16 |  |"),
         "{stdout}"
     );
     assert!(
-        row("bob").starts_with("| bob | 0/4 | 1/2 | 6/8 | 7/14 |"),
+        row("bob").starts_with("| bob | 0/4 | 1/2 | 8/10 | 9/16 |"),
         "{stdout}"
     );
     assert!(
@@ -1041,7 +1050,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(
-        row("carol").starts_with("| carol | 3/4 | — | 0/8 | 3/14 |"),
+        row("carol").starts_with("| carol | 3/4 | — | 0/10 | 3/16 |"),
         "{stdout}"
     );
     assert!(
@@ -1053,11 +1062,11 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(
-        row("dave").starts_with("| dave | — | — | — | 0/14 | no workbook-commands.txt |"),
+        row("dave").starts_with("| dave | — | — | — | 0/16 | no workbook-commands.txt |"),
         "{stdout}"
     );
     assert!(
-        row("erin").starts_with("| erin | 0/4 | 0/2 (could not run) | — | 0/14 |"),
+        row("erin").starts_with("| erin | 0/4 | 0/2 (could not run) | — | 0/16 |"),
         "{stdout}"
     );
     assert!(
@@ -1075,11 +1084,11 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     );
     assert_eq!(
         row("frank"),
-        format!("| frank | — | 2/2 | 8/8 | 10/14 | {frank_notes} |"),
+        format!("| frank | — | 2/2 | 10/10 | 12/16 | {frank_notes} |"),
         "{stdout}"
     );
     assert!(
-        row("grace").starts_with("| grace | — | — | 8/8 | 8/14 |  |"),
+        row("grace").starts_with("| grace | — | — | 10/10 | 10/16 |  |"),
         "{stdout}"
     );
 
@@ -1089,7 +1098,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
         "kv-client",
         &strs(&py(&kv_client, &["--port", "{port}"])),
     );
-    assert_eq!(checked["passed"], 8, "{checked:#}");
+    assert_eq!(checked["passed"], 10, "{checked:#}");
 
     let csv = std::fs::read_to_string(class.join("grades.csv")).unwrap();
     let rows = parsed_by_python_csv(&class.join("grades.csv"));
@@ -1099,7 +1108,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
             "student",
             "echo-server (of 4)",
             "time-server (of 2)",
-            "kv-client (of 8)",
+            "kv-client (of 10)",
             "passed",
             "total",
             "notes"
@@ -1114,10 +1123,10 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     };
     assert_eq!(
         csv_row("alice"),
-        &["alice", "4", "2", "8", "14", "14", ""],
+        &["alice", "4", "2", "10", "16", "16", ""],
         "{csv}"
     );
-    assert_eq!(csv_row("dave")[1..6], ["", "", "", "0", "14"], "{csv}");
+    assert_eq!(csv_row("dave")[1..6], ["", "", "", "0", "16"], "{csv}");
     assert_eq!(csv_row("erin")[1..4], ["0", "0", ""], "{csv}");
     assert_eq!(shown(&csv_row("frank")[6]), frank_notes, "{csv}");
     // Every zero has a note.
@@ -1363,10 +1372,56 @@ fn broken_kv_clients_are_caught_with_the_right_hint() {
     let cases = vec![
         ("no-newline", "set", "no newline at the end"),
         ("exit-zero-on-error", "get-missing", "exit with code 1"),
+        ("one-recv", "sliced-path", "one recv is not one reply"),
     ];
     in_parallel(cases, |(bug, scenario, hint_words)| {
         assert_caught(SOME_ANSWERS, "kv-client", &strs(&run(bug)), scenario, hint_words);
     });
+}
+
+/// Lesson 06's kind of client, which gives up at the first problem, is a correct kv-client but
+/// not a robust one: after a reset it exits instead of trying again, and the hint says why it
+/// may.
+#[test]
+fn a_kv_client_that_never_retries_fails_the_robust_step() {
+    let command = py(&fixture("kv_client.py"), &["--port", "{port}"]);
+    assert_caught(
+        SOME_ANSWERS,
+        "kv-client-robust",
+        &strs(&command),
+        "reset-then-answer",
+        "safe to repeat",
+    );
+}
+
+/// A client that waits for its reply without a time limit hangs on a silent server: the
+/// checker stops it after 10 s, and the hint names the fix.
+#[test]
+#[ignore = "slow: waits out the silent server's 10 s limit"]
+fn a_kv_client_without_a_timeout_fails_the_silent_server_within_10_s() {
+    let command = py(
+        &fixture("kv_client.py"),
+        &["--port", "{port}", "--bug", "no-timeout"],
+    );
+    let started = Instant::now();
+    let (code, report) = check_json_in(
+        workbook(),
+        SOME_ANSWERS,
+        &["--only", "silent-server"],
+        "kv-client",
+        &strs(&command),
+    );
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(15)).contains(&took),
+        "took {took:?}"
+    );
+    assert_eq!(
+        scenario(&report, "silent-server")["failure"]["detail"],
+        "it was still running 10 s after the server went silent",
+        "{report:#}"
+    );
+    assert_caught_in(code, report, "silent-server", "read timeout");
 }
 
 #[test]

@@ -108,10 +108,20 @@ pub fn steps() -> Vec<CheckStep> {
         CheckStep {
             name: "kv-client",
             lessons: &["06_kv_client"],
-            expects: "sends its arguments as one command line ending in \\n, prints the reply line, exits 0 (OK or a \
-                      value) or 1 (ERROR)",
+            expects: "sends its arguments as one command line ending in \\n, prints the reply line (even when it arrives a byte at a time), exits 0 (OK or a \
+                      value) or 1 (ERROR); when the server never replies, gives up within 10 s with a non-zero exit",
             example: "python3 kv_client.py --port {port}",
             kind: StepKind::Client(scenarios::kv::client_all),
+            hints: hints::KV_CLIENT,
+        },
+        CheckStep {
+            name: "kv-client-robust",
+            lessons: &["09_kv_client_robust"],
+            expects: "a kv-client that survives the network: after a reset, connects again and repeats a GET \
+                      (it is safe to repeat); when no attempt is ever answered, gives up within 10 s with a message \
+                      on stderr and a non-zero exit",
+            example: "python3 kv_client_robust.py --port {port}",
+            kind: StepKind::Client(scenarios::kv::robust_client_all),
             hints: hints::KV_CLIENT,
         },
         CheckStep {

@@ -73,6 +73,8 @@ pub struct Connection {
     inbox: Arc<Inbox>,
     reader: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
+    /// Close with a reset (RST) rather than an end of stream (FIN), see [`Connection::reset`].
+    reset: bool,
 }
 
 impl Connection {
@@ -127,6 +129,7 @@ impl Connection {
             inbox,
             reader: Some(reader),
             local_addr,
+            reset: false,
         })
     }
 
@@ -281,13 +284,42 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Closes the connection with a reset (RST): `SO_LINGER` "on, 0 s" makes the last close of
+    /// the socket drop what is unsent and reset, and only the read half is shut down first (a
+    /// write shutdown would send a FIN before the reset).
+    pub fn reset(mut self) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger`, on a
+        // descriptor that `self.stream` owns and keeps open for the duration of the call.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&self.stream),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        self.reset = true;
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         // Closing both directions also wakes our reader thread if it is in `read`; `closing`
-        // wakes it if it is paused.
+        // wakes it if it is paused. The socket closes when the reader's copy goes too.
         self.inbox.state.lock().unwrap().closing = true;
         self.inbox.arrived.notify_all();
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let how = if self.reset {
+            Shutdown::Read
+        } else {
+            Shutdown::Both
+        };
+        let _ = self.stream.shutdown(how);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }

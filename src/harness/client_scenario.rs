@@ -17,6 +17,11 @@ use super::run::{
 };
 use super::scenario::{Expect, Read};
 use crate::escape::shell_line;
+use crate::proxy::{self, ProxyConfig, ProxyHandle, Weather};
+
+/// The seed of the proxy in front of a weathered scenario's fake server: the same seed, the same
+/// weather, on every run.
+pub const PATH_SEED: u64 = 14;
 
 /// What the fake server does with the client's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,14 @@ pub enum ServerStep {
     Send(Vec<u8>),
     /// Close the connection.
     Close,
+    /// Close the connection with a reset (RST).
+    Reset,
+    /// The client must connect again (after a reset, say): the next steps are on the new
+    /// connection.
+    AcceptAgain,
+    /// Say nothing more, and keep the connection open until the client exits: a server that
+    /// went silent. The client must give up by itself, within the scenario's `exit_within`.
+    Silence,
 }
 
 /// How the client program must exit.
@@ -40,7 +53,7 @@ pub enum ExitExpect {
 }
 
 /// A client scenario: arguments, the fake server's script, and what the client must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientScenario {
     pub name: &'static str,
     pub about: &'static str,
@@ -58,6 +71,13 @@ pub struct ClientScenario {
     pub hint: Option<&'static str>,
     /// The book's section that shows the mistake by hand (`06-kv-client.md#heading`).
     pub see: Option<&'static str>,
+    /// How long the client has to exit once the fake server's script is done; `None`: the
+    /// run's read timeout. A scenario that waits for the client to give up by itself (a silent
+    /// server) sets the limit its description states.
+    pub exit_within: Option<Duration>,
+    /// `Some`: the fake server sits behind the proxy (`crate::proxy`, seeded with
+    /// [`PATH_SEED`]), which applies this weather both ways; the client is given the proxy's port.
+    pub weather: Option<Weather>,
 }
 
 impl ClientScenario {
@@ -73,6 +93,8 @@ impl ClientScenario {
             check_stderr: true,
             hint: None,
             see: None,
+            exit_within: None,
+            weather: None,
         }
     }
 
@@ -125,6 +147,36 @@ impl ClientScenario {
 
     pub fn close(mut self) -> Self {
         self.server.push(ServerStep::Close);
+        self
+    }
+
+    /// The fake server resets the connection (RST).
+    pub fn reset(mut self) -> Self {
+        self.server.push(ServerStep::Reset);
+        self
+    }
+
+    /// The client must connect again; the next steps are on the new connection.
+    pub fn accept_again(mut self) -> Self {
+        self.server.push(ServerStep::AcceptAgain);
+        self
+    }
+
+    /// The fake server says nothing more and keeps the connection open until the client exits.
+    pub fn say_nothing(mut self) -> Self {
+        self.server.push(ServerStep::Silence);
+        self
+    }
+
+    /// Put the fake server behind the proxy, with `weather` both ways.
+    pub fn weather(mut self, weather: Weather) -> Self {
+        self.weather = Some(weather);
+        self
+    }
+
+    /// The client must exit within `limit` once the script is done (instead of the read timeout).
+    pub fn exits_within(mut self, limit: Duration) -> Self {
+        self.exit_within = Some(limit);
         self
     }
 
@@ -222,6 +274,21 @@ pub fn run_client_scenario(
         .local_addr()
         .map_err(|e| fail(&lines, None, 0, could_not("a free port", e)))?
         .port();
+    // With weather, the client connects to the proxy, which connects to our fake server.
+    let path: Option<ProxyHandle> = match (&scenario.weather, scenario.listen) {
+        (Some(weather), true) => {
+            let mut config =
+                ProxyConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).both_ways(weather.clone());
+            config.seed = Some(PATH_SEED);
+            config.quiet = true;
+            Some(
+                proxy::start(config)
+                    .map_err(|e| fail(&lines, None, 0, could_not("the proxy to start", e)))?,
+            )
+        }
+        _ => None,
+    };
+    let port = path.as_ref().map_or(port, |proxy| proxy.addr().port());
     let listener = if scenario.listen {
         Some(listener)
     } else {
@@ -256,35 +323,68 @@ pub fn run_client_scenario(
 
     let mut step_number = 0;
     let mut notes: Vec<String> = Vec::new();
+    // A silent server's connection and listener, held open until the client has exited: a client
+    // that tries again connects (into the listen backlog) and meets the same silence.
+    let mut held: Option<(Option<Connection>, TcpListener)> = None;
     if let Some(listener) = listener {
         step_number = 1;
         let conn = accept_client(&listener, &mut client, options)
             .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
         lines.push("client connects".to_string());
+        if let Some(weather) = &scenario.weather {
+            lines.push(format!(
+                "(through the proxy, both ways: {}; seed {PATH_SEED})",
+                weather.describe()
+            ));
+        }
         let mut conn = Some(conn);
         for step in &scenario.server {
             step_number += 1;
+            if *step == ServerStep::AcceptAgain {
+                drop(conn.take());
+                let again = accept_client(&listener, &mut client, options).map_err(|mut f| {
+                    f.kind = FailureKind::ExitMismatch;
+                    f.expected = "the client to connect again and repeat its command".to_string();
+                    fail(&lines, Some(&mut client), step_number, f)
+                })?;
+                lines.push("client connects again".to_string());
+                conn = Some(again);
+                continue;
+            }
             let step_notes = run_server_step(step, &mut conn, &mut lines, options)
                 .map_err(|f| fail(&lines, Some(&mut client), step_number, f))?;
             for note in step_notes {
                 add_note(&mut notes, note);
             }
         }
+        if scenario.server.last() == Some(&ServerStep::Silence) {
+            held = Some((conn, listener));
+        }
     }
 
     step_number += 1;
-    let Some(status) = client.wait_exit(options.read_timeout) else {
+    let exit_within = scenario.exit_within.unwrap_or(options.read_timeout);
+    let Some(status) = client.wait_exit(exit_within) else {
+        let (expected, after) = if held.is_some() {
+            (
+                "the client to give up on the silent server and exit",
+                "the server went silent",
+            )
+        } else {
+            ("the client to finish and exit", "the conversation ended")
+        };
         let f = StepFailure::new(
             FailureKind::ExitMismatch,
-            "the client to finish and exit",
+            expected,
             format!(
-                "it was still running {} s after the conversation ended",
-                options.read_timeout.as_secs_f32()
+                "it was still running {} s after {after}",
+                exit_within.as_secs_f32()
             ),
         )
         .timed_out();
         return Err(fail(&lines, Some(&mut client), step_number, f));
     };
+    drop(held);
     let code_ok = match scenario.exit {
         ExitExpect::Code(code) => status.code() == Some(code),
         ExitExpect::Failure => matches!(status.code(), Some(code) if code != 0),
@@ -503,6 +603,16 @@ fn run_server_step(
         ServerStep::Close => {
             *conn = None;
             lines.push("server closes the connection".to_string());
+        }
+        ServerStep::Reset => {
+            if let Some(connection) = conn.take() {
+                connection.reset();
+            }
+            lines.push("server resets the connection (RST)".to_string());
+        }
+        ServerStep::AcceptAgain => {}
+        ServerStep::Silence => {
+            lines.push("server says nothing, and keeps the connection open".to_string());
         }
     }
     Ok(Vec::new())

@@ -25,6 +25,7 @@ use crate::escape::escape_bytes;
 use crate::harness::client::ReadEnd;
 use crate::harness::{ClientScenario, Connection, ExitExpect, Expect, Path, Scenario};
 use crate::kv::MAX_LINE;
+use crate::proxy::Weather;
 
 /// The note for a server that refuses `SET key ` (an empty value).
 pub const NOTE_EMPTY_VALUE_REFUSED: &str = "your server refuses an empty value with an error line (the \
@@ -515,6 +516,64 @@ pub fn client_no_reply() -> ClientScenario {
     .exits(ExitExpect::Failure)
 }
 
+/// How long a client may wait for a server that has gone silent before it must have given up:
+/// lesson 06 waits 5 s for its reply, lesson 09 gives the whole command 6 s; twice the first
+/// leaves room for a busy machine and for other reasonable choices.
+pub const SILENT_SERVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// The server reads the command and then says nothing, with the connection open: a client with
+/// no read timeout (or deadline) would wait for ever.
+pub fn client_silent_server() -> ClientScenario {
+    ClientScenario::new(
+        "silent-server",
+        "the server reads the command and never replies: the client gives up within 10 s, says so, and exits non-zero",
+    )
+    .hint(
+        "a blocking read waits for ever when the server goes silent: give the reply a time limit (a read \
+         timeout, like lesson 06's 5 s, or a deadline for the whole exchange, like lesson 09's), then say so \
+         on stderr and exit with a non-zero code",
+    )
+    .see("09-kv-client-robust.md#a-server-that-says-nothing-the-deadline")
+    .args(&["GET", "a"])
+    .receive_line(command_line("GET a\n"))
+    .say_nothing()
+    .exits_within(SILENT_SERVER_LIMIT)
+    .exits(ExitExpect::Failure)
+}
+
+/// The weather of [`client_sliced_path`]: every byte in its own `write`, 2 ms apart, each 20 ms
+/// late. Far below every timeout (the whole exchange takes well under a second), so a correct
+/// client only ever sees its bytes arrive in pieces.
+pub fn sliced_path_weather() -> Weather {
+    Weather {
+        slice: Some(1),
+        latency: Duration::from_millis(20),
+        ..Weather::default()
+    }
+}
+
+/// Over a path that delivers one byte at a time, a little late, the command still reaches the
+/// server whole and the reply is printed whole: a client must read until the `\n`, not take one
+/// `recv` for the reply.
+pub fn client_sliced_path() -> ClientScenario {
+    ClientScenario::new(
+        "sliced-path",
+        "through a proxy that forwards one byte at a time, 20 ms late, the client still prints the exact reply",
+    )
+    .hint(
+        "one recv is not one reply: the reply can arrive a byte at a time, so keep reading and collect the \
+         bytes until the \\n arrives, then print the whole line",
+    )
+    .see("09-kv-client-robust.md#a-sliced-path")
+    .weather(sliced_path_weather())
+    .args(&["GET", "greeting"])
+    .receive_line(command_line("GET greeting\n"))
+    .reply("hello, sliced world\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::exact("hello, sliced world\n"))
+}
+
 /// Nobody listens: a clear line, a non-zero exit, no crash.
 pub fn client_refused() -> ClientScenario {
     ClientScenario::new(
@@ -538,8 +597,57 @@ pub fn client_all() -> Vec<ClientScenario> {
         client_value_with_spaces(),
         client_delete(),
         client_no_reply(),
+        client_silent_server(),
+        client_sliced_path(),
         client_refused(),
     ]
+}
+
+/// The first connection is reset after the command arrives; a `GET` is safe to repeat, so a
+/// robust client connects again, repeats it, and prints the reply of the second connection.
+pub fn robust_reset_then_answer() -> ClientScenario {
+    ClientScenario::new(
+        "reset-then-answer",
+        "the first connection is reset (RST) after the GET arrives; the client connects again, repeats the GET, prints the reply and exits 0",
+    )
+    .hint(
+        "a GET changes nothing, so it is safe to repeat: when the connection is reset (ECONNRESET, or the \
+         stream ends before the reply), wait a little and try again on a new connection, a few times",
+    )
+    .see("09-kv-client-robust.md#the-connection-is-reset-econnreset")
+    .args(&["GET", "a"])
+    .receive_line(command_line("GET a\n"))
+    .reset()
+    .accept_again()
+    .receive_line(command_line("GET a\n"))
+    .reply("1\n")
+    .expect_end_of_input()
+    .exits(ExitExpect::Code(0))
+    .stdout(Expect::exact("1\n"))
+}
+
+/// The server reads every attempt's command and never answers (new connections wait in the
+/// listen backlog): the client must give up by its deadline, say so, and exit non-zero.
+pub fn robust_gives_up() -> ClientScenario {
+    ClientScenario::new(
+        "gives-up-by-its-deadline",
+        "the server reads the GET and never replies, to any attempt: the client gives up within 10 s, says so on stderr, and exits non-zero",
+    )
+    .hint(
+        "retries need a limit too: give the whole command a deadline (every attempt and every wait \
+         included), and when it passes, say so on stderr and exit with a non-zero code",
+    )
+    .see("09-kv-client-robust.md#a-server-that-says-nothing-the-deadline")
+    .args(&["GET", "a"])
+    .receive_line(command_line("GET a\n"))
+    .say_nothing()
+    .exits_within(SILENT_SERVER_LIMIT)
+    .exits(ExitExpect::Failure)
+}
+
+/// The scenarios of the robust client (lesson 09), beyond the kv-client ones.
+pub fn robust_client_all() -> Vec<ClientScenario> {
+    vec![robust_reset_then_answer(), robust_gives_up()]
 }
 
 // A model of the store, for property tests: random command sequences sent to a server must get
