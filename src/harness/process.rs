@@ -271,7 +271,9 @@ impl ServerProcess {
         // Most programs listen within milliseconds: look often at first, then every 25 ms.
         let mut pause = Duration::from_millis(2);
         loop {
-            if is_listening(port) {
+            // Listening, and by our program: another program (a check running at the same time)
+            // may hold the port we chose, and then our program's `bind` fails and it exits.
+            if is_listening(port) && listener_in_group(port, self.pid) != Some(false) {
                 return Ok(addr);
             }
             if Instant::now() >= deadline {
@@ -433,10 +435,13 @@ pub fn stderr_excerpt(lines: &[&str], n: usize) -> Vec<String> {
     }
 }
 
-/// The most threads of any process in process group `pgid`, read from `/proc/PID/stat`.
-fn max_threads_in_group(pgid: i32) -> Option<usize> {
-    let entries = std::fs::read_dir("/proc").ok()?;
-    let mut most = None;
+/// The processes of process group `pgid`: each one's `/proc/PID` folder and the fields of its
+/// `/proc/PID/stat` after the command name.
+fn group_members(pgid: i32) -> Vec<(std::path::PathBuf, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut members = Vec::new();
     for entry in entries.flatten() {
         if !entry
             .file_name()
@@ -455,17 +460,51 @@ fn max_threads_in_group(pgid: i32) -> Option<usize> {
         let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
         };
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let (Some(pgrp), Some(threads)) = (fields.get(2), fields.get(17)) else {
-            continue;
-        };
-        if pgrp.parse::<i32>().ok() == Some(pgid)
-            && let Ok(threads) = threads.parse::<usize>()
-        {
-            most = Some(most.map_or(threads, |m: usize| m.max(threads)));
+        let fields: Vec<String> = after.split_whitespace().map(String::from).collect();
+        if fields.get(2).and_then(|pgrp| pgrp.parse::<i32>().ok()) == Some(pgid) {
+            members.push((entry.path(), fields));
         }
     }
-    most
+    members
+}
+
+/// The most threads of any process in process group `pgid`, read from `/proc/PID/stat`.
+fn max_threads_in_group(pgid: i32) -> Option<usize> {
+    group_members(pgid)
+        .iter()
+        .filter_map(|(_, fields)| fields.get(17)?.parse::<usize>().ok())
+        .max()
+}
+
+/// Does a process of group `pgid` hold the socket listening on `port`? `None` when this cannot be
+/// told (not Linux, or the kernel does not answer `sock_diag`).
+fn listener_in_group(port: u16, pgid: i32) -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        let inodes: Vec<u32> = sock_diag::listening_sockets()?
+            .into_iter()
+            .filter(|&(listening_port, _)| listening_port == port)
+            .map(|(_, inode)| inode)
+            .collect();
+        let owned = group_members(pgid).iter().any(|(folder, _)| {
+            let Ok(descriptors) = std::fs::read_dir(folder.join("fd")) else {
+                return false;
+            };
+            descriptors.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|target| {
+                    inodes
+                        .iter()
+                        .any(|inode| target.to_string_lossy() == format!("socket:[{inode}]"))
+                })
+            })
+        });
+        Some(owned)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (port, pgid);
+        None
+    }
 }
 
 /// `exit code 3`, `killed by signal 9`.
@@ -524,8 +563,8 @@ fn collect_lines(mut pipe: Box<dyn Read + Send>, stream: Stream, output: &Output
 /// slow to read when thousands wait in TIME-WAIT). Elsewhere it tries to connect.
 pub fn is_listening(port: u16) -> bool {
     #[cfg(target_os = "linux")]
-    if let Some(ports) = sock_diag::listening_ports() {
-        return ports.contains(&port);
+    if let Some(sockets) = sock_diag::listening_sockets() {
+        return sockets.iter().any(|&(listening_port, _)| listening_port == port);
     }
     let mut found_table = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -597,17 +636,17 @@ mod sock_diag {
         body: InetDiagReqV2,
     }
 
-    /// The local ports of every listening TCP socket (IPv4 and IPv6); `None` if the kernel does
-    /// not answer (no netlink, or a sandbox that forbids it).
-    pub fn listening_ports() -> Option<Vec<u16>> {
-        let mut ports = Vec::new();
+    /// The local port and the inode of every listening TCP socket (IPv4 and IPv6); `None` if the
+    /// kernel does not answer (no netlink, or a sandbox that forbids it).
+    pub fn listening_sockets() -> Option<Vec<(u16, u32)>> {
+        let mut sockets = Vec::new();
         for family in [libc::AF_INET, libc::AF_INET6] {
-            ports.extend(query(family as u8).ok()?);
+            sockets.extend(query(family as u8).ok()?);
         }
-        Some(ports)
+        Some(sockets)
     }
 
-    fn query(family: u8) -> io::Result<Vec<u16>> {
+    fn query(family: u8) -> io::Result<Vec<(u16, u32)>> {
         // SAFETY: plain system calls on a socket we own, with buffers of the sizes we pass; the
         // socket is closed on every path.
         unsafe {
@@ -625,7 +664,7 @@ mod sock_diag {
         }
     }
 
-    unsafe fn ask(fd: i32, family: u8) -> io::Result<Vec<u16>> {
+    unsafe fn ask(fd: i32, family: u8) -> io::Result<Vec<(u16, u32)>> {
         let timeout = libc::timeval {
             tv_sec: 1,
             tv_usec: 0,
@@ -683,11 +722,15 @@ mod sock_diag {
                         NLMSG_DONE => return Ok(ports),
                         NLMSG_ERROR => return Err(io::Error::other("the kernel refused the query")),
                         _ => {
-                            // inet_diag_msg: family, state, timer, retrans, then the socket id,
-                            // whose first two bytes are the local port, big-endian.
+                            // inet_diag_msg: family, state, timer, retrans (4 bytes), then the
+                            // socket id (48 bytes), whose first two are the local port,
+                            // big-endian; then expires, rqueue, wqueue, uid and the socket's
+                            // inode (4 bytes each, the machine's byte order).
                             let message = &rest[size_of::<libc::nlmsghdr>()..length];
-                            if message.len() >= 6 {
-                                ports.push(u16::from_be_bytes([message[4], message[5]]));
+                            if message.len() >= 72 {
+                                let port = u16::from_be_bytes([message[4], message[5]]);
+                                let inode = u32::from_ne_bytes(message[68..72].try_into().unwrap());
+                                ports.push((port, inode));
                             }
                         }
                     }
@@ -711,11 +754,27 @@ mod tests {
         drop(listener);
         assert!(!is_listening(port));
         #[cfg(target_os = "linux")]
-        if let Some(ports) = sock_diag::listening_ports() {
+        if let Some(sockets) = sock_diag::listening_sockets() {
             let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
             let port = listener.local_addr().unwrap().port();
-            assert!(sock_diag::listening_ports().unwrap().contains(&port));
-            assert!(!ports.contains(&port));
+            let listens_on = |sockets: &[(u16, u32)]| sockets.iter().any(|&(p, _)| p == port);
+            assert!(listens_on(&sock_diag::listening_sockets().unwrap()));
+            assert!(!listens_on(&sockets));
+        }
+    }
+
+    /// A port held by another process group (here: this test process, whose group is not the
+    /// child's) is not the child's listener, so a check never talks to another check's server.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_listener_of_another_process_group_is_not_taken_for_the_programs() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // SAFETY: getpgrp(2) takes nothing and cannot fail.
+        let own_group = unsafe { libc::getpgrp() };
+        if sock_diag::listening_sockets().is_some() {
+            assert_eq!(listener_in_group(port, own_group), Some(true));
+            assert_eq!(listener_in_group(port, i32::MAX), Some(false));
         }
     }
 

@@ -651,7 +651,14 @@ impl Runner<'_> {
             }
             _ => Duration::ZERO,
         };
-        let server_exit = self.server.wait_exit(grace).map(describe_exit);
+        let mut exit = self.server.wait_exit(grace);
+        if exit.is_none() && shows_a_crash(&self.server.stderr_tail(40)) {
+            // It is printing a traceback or a panic: it is on its way out, which takes longer on
+            // a busy machine (an interpreter shutting down, a backtrace being symbolized). Wait
+            // for it, so the hint says "crashed" and not "closed the connection" or "no answer".
+            exit = self.server.wait_exit(Duration::from_secs(3));
+        }
+        let server_exit = exit.map(describe_exit);
         let program_threads = match server_exit {
             None => self.server.max_threads(),
             Some(_) => None,
@@ -848,8 +855,32 @@ pub fn render(
     text
 }
 
+/// Whether a program's last stderr lines show it crashing: a Python traceback or a Rust panic.
+fn shows_a_crash(stderr_tail: &[String]) -> bool {
+    stderr_tail
+        .iter()
+        .any(|line| line.contains("Traceback (most recent call last)") || line.contains("panicked at"))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::shows_a_crash;
+
+    #[test]
+    fn a_traceback_or_a_panic_in_stderr_shows_a_crash() {
+        let lines = |text: &[&str]| text.iter().map(|line| line.to_string()).collect::<Vec<_>>();
+        assert!(shows_a_crash(&lines(&[
+            "Traceback (most recent call last):",
+            "  File \"x.py\""
+        ])));
+        assert!(shows_a_crash(&lines(&[
+            "thread 'main' panicked at src/main.rs:3:5:"
+        ])));
+        assert!(!shows_a_crash(&lines(&[
+            "accept failed: Too many open files (os error 24)"
+        ])));
+    }
+
     use super::*;
 
     #[test]
