@@ -316,7 +316,10 @@ fn correct_python_solutions_pass() {
         ),
         ("echo-server", py(&fixture("echo_server.py"), &["{port}"])),
         ("kv-server", py(&fixture("kv_server.py"), &["--port", "{port}"])),
-        ("kv-client", py(&fixture("kv_client.py"), &["--port", "{port}"])),
+        (
+            "kv-client",
+            py(&fixture("kv_client.py"), &["--port", "{port}", "--timeout", "1"]),
+        ),
         (
             "concurrent-kv-server",
             py(&fixture("kv_events_server.py"), &["--port", "{port}"]),
@@ -637,6 +640,8 @@ fn a_kv_client_that_chooses_differently_passes_with_notes() {
         &[
             "--port",
             "{port}",
+            "--timeout",
+            "1",
             "--choice",
             "crlf",
             "--choice",
@@ -948,7 +953,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
             Some(format!(
                 "# alice's steps\necho-server: {python} {echo} --port {{port}}\n\
                  time-server: {python} {time} --port {{port}}\n\
-                 kv-client: {python} {kv_client} --port {{port}}\n"
+                 kv-client: {python} {kv_client} --port {{port}} --timeout 1\n"
             )),
         ),
         (
@@ -956,7 +961,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
             Some(format!(
                 "echo-server: {python} {echo} --port {{port}} --bug hang --tag {marker}\n\
                  time-server: {python} {time} --port {{port}} --bug one-client\n\
-                 kv-client: {python} {kv_client} --port {{port}} --bug exit-zero-on-error
+                 kv-client: {python} {kv_client} --port {{port}} --timeout 1 --bug exit-zero-on-error
 "
             )),
         ),
@@ -978,13 +983,13 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
             "frank",
             Some(format!(
                 "time-server: {python} {seed_time} {{port}}\n\
-                 kv-client: {python} {kv_client} --port {{port}} --choice crlf\n"
+                 kv-client: {python} {kv_client} --port {{port}} --timeout 1 --choice crlf\n"
             )),
         ),
         (
             "grace",
             Some(format!(
-                "kv-client: cd . && {python} {kv_client} --port {{port}} --host 127.0.0.1\n"
+                "kv-client: cd . && {python} {kv_client} --port {{port}} --timeout 1 --host 127.0.0.1\n"
             )),
         ),
     ];
@@ -1096,7 +1101,7 @@ fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     let (_, checked) = check_json(
         SOME_ANSWERS,
         "kv-client",
-        &strs(&py(&kv_client, &["--port", "{port}"])),
+        &strs(&py(&kv_client, &["--port", "{port}", "--timeout", "1"])),
     );
     assert_eq!(checked["passed"], 10, "{checked:#}");
 
