@@ -864,7 +864,7 @@ fn shows_a_crash(stderr_tail: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::shows_a_crash;
+    use super::*;
 
     #[test]
     fn a_traceback_or_a_panic_in_stderr_shows_a_crash() {
@@ -880,8 +880,6 @@ mod tests {
             "accept failed: Too many open files (os error 24)"
         ])));
     }
-
-    use super::*;
 
     #[test]
     fn addresses_and_times_become_tokens() {
