@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
-use socket_workbook::harness::{RunOptions, run_client_scenario, stable_tokens, start_lesson};
+use socket_workbook::harness::{RunOptions, run_client_scenario, server_output_story, start_lesson};
 use socket_workbook::scenarios::kv;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_05_kv_server");
@@ -79,14 +79,9 @@ fn a_session_against_the_real_server() {
             shown.join(" ")
         ));
     }
-    let addr = server.addr();
     // The last client's "disconnected" is logged after it has exited; wait for it.
     assert!(server.wait_for_output("#9 disconnected", Duration::from_secs(5)));
-    story.push_str("--- server output ---\n");
-    for line in server.finish() {
-        story.push_str(&stable_tokens(&line.text, addr, &[]));
-        story.push('\n');
-    }
+    story.push_str(&server_output_story(server));
     insta::assert_snapshot!("against-the-kv-server", story);
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use socket_workbook::escape::escape_abbreviated;
-use socket_workbook::harness::{ServerProcess, stable_tokens, start_lesson};
+use socket_workbook::harness::{ServerProcess, server_output_story, stable_tokens, start_lesson};
 use socket_workbook::proxy::{self, ProxyConfig, ProxyHandle};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_05_kv_server");
@@ -412,11 +412,7 @@ fn a_session_against_the_real_server() {
     }
     assert!(server.wait_for_output("#6 disconnected", TIMEOUT));
     let mut story = stories.concat();
-    story.push_str("--- server output ---\n");
-    for line in server.finish() {
-        story.push_str(&stable_tokens(&line.text, addr, &[]));
-        story.push('\n');
-    }
+    story.push_str(&server_output_story(server));
     insta::assert_snapshot!("against-the-kv-server", story);
 }
 
@@ -833,7 +829,6 @@ impl Weathered {
     /// included).
     fn story(self, runs: &[String], connections: usize, proxy_ends: &[&str]) -> String {
         let proxy_addr = self.proxy.addr();
-        let server_addr = self.server.addr();
         for end in proxy_ends {
             assert!(
                 self.proxy.wait_for_log(end, TIMEOUT),
@@ -854,11 +849,7 @@ impl Weathered {
             story.push_str(&stable_tokens(&line, proxy_addr, &[]));
             story.push('\n');
         }
-        story.push_str("--- server output ---\n");
-        for line in self.server.finish() {
-            story.push_str(&stable_tokens(&line.text, server_addr, &[]));
-            story.push('\n');
-        }
+        story.push_str(&server_output_story(self.server));
         story
     }
 }

@@ -55,14 +55,20 @@ pub fn run_lesson(program: &str, args: &[&str], scenario: &Scenario) -> String {
 /// shown, what the client printed, then everything the server printed (with stable tokens). It
 /// stops the server, so call it once the client has finished.
 pub fn client_story(shown_command: &str, client_stdout: &str, server: ServerProcess) -> String {
-    let addr = server.addr();
-    let server_output: Vec<String> = server
-        .finish()
-        .iter()
-        .map(|line| stable_tokens(&line.text, addr, &[]))
-        .collect();
     format!(
-        "$ {shown_command}\n{client_stdout}--- server output ---\n{}\n",
-        server_output.join("\n")
+        "$ {shown_command}\n{client_stdout}{}",
+        server_output_story(server)
     )
+}
+
+/// The end of a client's story: `--- server output ---`, then every line the server printed,
+/// with stable tokens. It stops the server.
+pub fn server_output_story(server: ServerProcess) -> String {
+    let addr = server.addr();
+    let mut story = "--- server output ---\n".to_string();
+    for line in server.finish() {
+        story.push_str(&stable_tokens(&line.text, addr, &[]));
+        story.push('\n');
+    }
+    story
 }
