@@ -22,10 +22,13 @@
 //!   client that tries again (lesson 09).
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
+//! - [`diagram`]: the book's figures as SVG: sequence diagrams drawn from the recorded
+//!   transcripts, a few hand-made ones, and plots of the benchmark (`workbook diagrams`).
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
 
 pub mod checker;
+pub mod diagram;
 pub mod escape;
 pub mod frame;
 pub mod harness;
