@@ -132,3 +132,35 @@ fn html_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+/// Lessons 01 to 09 each show at least one recorded conversation as a diagram. (Lessons 10 and
+/// later join this list once their figures are in `FIGURES`: raise `LAST_LESSON_WITH_FIGURES`.)
+#[test]
+fn every_lesson_chapter_shows_a_recorded_conversation() {
+    const LAST_LESSON_WITH_FIGURES: u32 = 9;
+    let book = root().join("book/src");
+    let mut missing = Vec::new();
+    for entry in fs::read_dir(&book).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        let Some(number) = name.get(..2).and_then(|digits| digits.parse::<u32>().ok()) else {
+            continue;
+        };
+        if number > LAST_LESSON_WITH_FIGURES || !name.ends_with(".md") {
+            continue;
+        }
+        let text = fs::read_to_string(book.join(&name)).unwrap();
+        let shows_recording = FIGURES.iter().any(|figure| {
+            matches!(figure.source, diagram::Source::Snapshot(_))
+                && text.contains(&format!("src=\"diagrams/{}\"", figure.file))
+        });
+        if !shows_recording {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "these lesson chapters show no sequence diagram of a recorded conversation: {missing:?}; \
+         add one to FIGURES (src/diagram/mod.rs), run `{REDRAW}`, and show it with \
+         <img class=\"diagram\" src=\"diagrams/FILE\" alt=\"ALT\">"
+    );
+}

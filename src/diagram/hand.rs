@@ -144,8 +144,9 @@ pub fn back_pressure_buffers(title: &str) -> String {
     let mut out = Svg::new(width, height, title);
     let top = 60.0;
     let box_height = 110.0;
-    // (x, width, heading, lines, how full 0..1 or None for a program)
-    let stages: [(f64, f64, &str, &[&str], Option<f64>); 4] = [
+    // (x, width, heading, lines, how full from 0 to 1, or None for a program)
+    type Stage<'a> = (f64, f64, &'a str, &'a [&'a str], Option<f64>);
+    let stages: [Stage; 4] = [
         (
             12.0,
             150.0,

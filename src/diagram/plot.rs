@@ -244,6 +244,20 @@ fn panel(
             labels[i].1 = labels[i - 1].1 + 11.0;
         }
     }
+    // A stack pushed below the x axis moves up as a whole.
+    let bottom = plot_top + plot_height - 2.0;
+    for x in xs {
+        let lowest = labels
+            .iter()
+            .filter(|label| label.0 == *x)
+            .map(|label| label.1)
+            .fold(f64::MIN, f64::max);
+        if lowest > bottom {
+            for label in labels.iter_mut().filter(|label| label.0 == *x) {
+                label.1 -= lowest - bottom;
+            }
+        }
+    }
     // Left of the first column's points (the lines leave them to the right), right of the others.
     for (x, y, text, colour) in labels {
         if xs.first() == Some(&x) {

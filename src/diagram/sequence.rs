@@ -54,7 +54,7 @@ impl Kind {
             Kind::Data => "bytes",
             Kind::Datagram => "datagram (UDP)",
             Kind::Connect => "connection opens",
-            Kind::End => "end of stream (FIN)",
+            Kind::End => "close, end of stream (FIN)",
             Kind::Reset => "reset (RST)",
         }
     }
@@ -374,6 +374,12 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// The heading of a box of program output: the recording keeps the order of its lines, but not
+/// when each came relative to the arrows.
+fn output_heading(heading: &str) -> String {
+    format!("{heading} (in the order printed; not timed against the arrows)")
+}
+
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
@@ -406,8 +412,9 @@ impl Sequence {
             columns[i] = columns[i].max(half);
             columns[i + 1] = columns[i + 1].max(half);
         }
-        for k in 1..count {
-            columns[k] = columns[k].max(MIN_COLUMN);
+        // The columns between two lifelines (not the outer two) have room for a short label.
+        for column in &mut columns[1..count] {
+            *column = column.max(MIN_COLUMN);
         }
         let note_width = |columns: &mut Vec<f64>, column: usize, text: &str| {
             for line in wrap(text, NOTE_WIDTH) {
@@ -457,7 +464,7 @@ impl Sequence {
             for line in output.lines.iter().take(OUTPUT_LINES_MAX) {
                 width = width.max(svg::text_width(&clip(line, OUTPUT_LINE_MAX)) + 2.0 * MARGIN + 20.0);
             }
-            width = width.max(svg::text_width(&output.heading) + 2.0 * MARGIN + 20.0);
+            width = width.max(svg::text_width(&output_heading(&output.heading)) + 2.0 * MARGIN + 20.0);
         }
         // A wider figure than the lifelines need: centre them.
         let shift = (width - (xs[count - 1] + columns[count] + MARGIN)) / 2.0;
@@ -661,10 +668,7 @@ impl Sequence {
             out.text_sized(
                 MARGIN + 10.0,
                 top + 18.0,
-                &format!(
-                    "{} (in the order printed; not timed against the arrows)",
-                    output.heading
-                ),
+                &output_heading(&output.heading),
                 Anchor::Start,
                 svg::MUTED,
                 svg::FONT_SIZE,
