@@ -100,7 +100,7 @@ pub struct Sequence {
 }
 
 /// The longest label, in characters, before it is shortened.
-const LABEL_MAX: usize = 38;
+const LABEL_MAX: usize = 48;
 /// The longest line of a note before it wraps.
 const NOTE_WIDTH: usize = 26;
 /// At most this many lines of program output are drawn; the rest are counted.
