@@ -150,8 +150,10 @@ fn every_lesson_chapter_shows_a_recorded_conversation() {
         }
         let text = fs::read_to_string(book.join(&name)).unwrap();
         let shows_recording = FIGURES.iter().any(|figure| {
-            matches!(figure.source, diagram::Source::Snapshot(_))
-                && text.contains(&format!("src=\"diagrams/{}\"", figure.file))
+            matches!(
+                figure.source,
+                diagram::Source::Snapshot(_) | diagram::Source::Transcript(_)
+            ) && text.contains(&format!("src=\"diagrams/{}\"", figure.file))
         });
         if !shows_recording {
             missing.push(name);
@@ -163,4 +165,55 @@ fn every_lesson_chapter_shows_a_recorded_conversation() {
          add one to FIGURES (src/diagram/mod.rs), run `{REDRAW}`, and show it with \
          <img class=\"diagram\" src=\"diagrams/FILE\" alt=\"ALT\">"
     );
+}
+
+/// `workbook diagrams` draws into the repository it is given, and `--check` fails, naming the
+/// command that fixes it, once a transcript changes. Runs on a copy, so it never writes here.
+#[test]
+fn the_command_draws_and_checks_a_copy_of_the_repository() {
+    let copy = std::env::temp_dir().join(format!("workbook-diagrams-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&copy);
+    for folder in ["tests/snapshots", "benches/results"] {
+        fs::create_dir_all(copy.join(folder)).unwrap();
+        for entry in fs::read_dir(root().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            fs::copy(&path, copy.join(folder).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let workbook = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_workbook"))
+            .args(args)
+            .arg("--root")
+            .arg(&copy)
+            .output()
+            .expect("workbook runs")
+    };
+    let drawn = workbook(&["diagrams"]);
+    assert!(drawn.status.success(), "{drawn:?}");
+    let greeting = copy.join(DIAGRAMS_DIR).join("01-greeting.svg");
+    assert_eq!(
+        fs::read_to_string(&greeting).unwrap(),
+        fs::read_to_string(root().join(DIAGRAMS_DIR).join("01-greeting.svg")).unwrap(),
+        "the copy draws what is committed here"
+    );
+    assert!(workbook(&["diagrams", "--check"]).status.success());
+
+    let snapshot = copy.join("tests/snapshots/01_echo_server__greeting.snap");
+    let text = fs::read_to_string(&snapshot).unwrap();
+    fs::write(&snapshot, text.replace("Hello, world!", "Hello, there!")).unwrap();
+    let checked = workbook(&["diagrams", "--check"]);
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        !checked.status.success(),
+        "a changed transcript must fail --check"
+    );
+    assert!(
+        said.contains("01-greeting.svg is stale") && said.contains(REDRAW),
+        "{said}"
+    );
+    assert!(
+        !fs::read_to_string(&greeting).unwrap().contains("Hello, there!"),
+        "--check must not write"
+    );
+    let _ = fs::remove_dir_all(&copy);
 }

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 pub enum Source {
     /// A recorded transcript: the file's name in `tests/snapshots/`, without `.snap`.
     Snapshot(&'static str),
+    /// A transcript in any other file, relative to the repository (packet captures normalised
+    /// to lines like `c1 > SYN`, for example).
+    Transcript(&'static str),
     /// A hand-made figure: the function that draws it, given its title.
     Hand(fn(&str) -> String),
     /// A plot of the benchmark's recordings in `benches/results/`; `None` while no recording has
@@ -58,8 +61,14 @@ const fn snapshot(file: &'static str, snap: &'static str, alt: &'static str) -> 
     }
 }
 
-/// Every figure of the book. A new lesson's diagram is one more line here, then `REDRAW`, then
-/// an `<img class="diagram" src="diagrams/FILE" alt="ALT">` in its chapter.
+/// Every figure of the book. A new lesson's diagram is one more entry here, for example
+///
+/// ```text
+/// snapshot("10-echo.svg", "10_udp_echo__one-datagram", "Sequence diagram: c1 sends ..."),
+/// ```
+///
+/// then `REDRAW`, then `<img class="diagram" src="diagrams/10-echo.svg" alt="...">` (the same
+/// alt text) in its chapter. `tests/diagrams.rs` checks the three agree.
 pub const FIGURES: &[Figure] = &[
     // Recorded conversations, one or more per lesson chapter.
     snapshot(
@@ -171,6 +180,11 @@ pub fn draw(figure: &Figure, root: &Path, recordings: &[plot::Recording]) -> Res
     match figure.source {
         Source::Snapshot(name) => {
             let path = root.join("tests/snapshots").join(format!("{name}.snap"));
+            let text = std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+            Ok(Some(sequence::from_transcript(&text).render(figure.alt)))
+        }
+        Source::Transcript(file) => {
+            let path = root.join(file);
             let text = std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
             Ok(Some(sequence::from_transcript(&text).render(figure.alt)))
         }
