@@ -109,7 +109,7 @@ pub fn close_with_unread_data(title: &str) -> String {
             "\"SET a 1\\nGET a\\n\"",
             Data,
             "write() two commands",
-            "read() takes only the first line; \"GET a\\n\" stays unread in the receive buffer",
+            "the server reads only the first command; \"GET a\\n\" stays unread in its receive buffer",
         ),
         arrow(
             SERVER,
