@@ -201,7 +201,10 @@ impl Server {
             && let Some(reply) = self.replies.get(peer, id)
         {
             let reply = reply.to_vec();
-            log_line!("{peer} {shown} -> {} (a repeat: the same reply again)", show_reply(&reply));
+            log_line!(
+                "{peer} {shown} -> {} (a repeat: the same reply again)",
+                show_reply(&reply)
+            );
             self.send(&reply, peer);
             return;
         }
@@ -465,7 +468,9 @@ impl Client {
             };
             // A read timeout of the time left, not of the whole wait: ignored datagrams must not
             // make the wait longer.
-            self.socket.set_read_timeout(Some(left)).map_err(NoReply::Failed)?;
+            self.socket
+                .set_read_timeout(Some(left))
+                .map_err(NoReply::Failed)?;
             let length = match self.socket.recv(&mut buffer) {
                 Ok(length) => length,
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {

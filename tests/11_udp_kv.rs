@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -28,9 +29,21 @@ struct Run {
     took: Duration,
 }
 
+/// One pipe: its reading end, and its writing end to give a child as stdout and stderr. Both are
+/// close-on-exec, so a client started by another test at the same time does not inherit the
+/// writing end and keep our reader from ever seeing the end.
+fn pipe() -> (std::fs::File, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into `fds`, which we then own.
+    let result = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(result, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are open and owned by no one else.
+    unsafe { (std::fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
 /// Runs `11_udp_kv client --port port args...` with `stdin` on its standard input.
 fn run_client(port: u16, args: &[&str], stdin: &str) -> Run {
-    let (mut reader, writer) = std::io::pipe().unwrap();
+    let (mut reader, writer) = pipe();
     let started = Instant::now();
     let mut child = Command::new(LESSON)
         .args(["client", "--port", &port.to_string()])
@@ -146,7 +159,10 @@ fn a_session_against_the_server() {
     assert!(reply.contains("datagram too long"), "{reply}");
     story.push_str(&server_output_story(server));
     // The repeated DELETE was answered from the cache, not carried out again.
-    assert!(story.contains("\"8 DELETE a\\n\" -> \"8 OK\\n\"\n\"8 DELETE a\\n\" -> \"8 OK\\n\""), "{story}");
+    assert!(
+        story.contains("\"8 DELETE a\\n\" -> \"8 OK\\n\"\n\"8 DELETE a\\n\" -> \"8 OK\\n\""),
+        "{story}"
+    );
     insta::assert_snapshot!("session", story);
 }
 
@@ -186,7 +202,11 @@ fn junk_datagrams_do_not_take_the_server_down() {
     assert_eq!(exchange(&socket, b"1000 SET a 1"), "\"1000 OK\\n\"");
     assert_eq!(exchange(&socket, b"1001 GET a"), "\"1001 1\\n\"");
     let output = server.finish();
-    assert!(output.iter().any(|line| line.text.contains("dropped, no request id")));
+    assert!(
+        output
+            .iter()
+            .any(|line| line.text.contains("dropped, no request id"))
+    );
     assert!(!output.iter().any(|line| line.text.contains("panicked")));
 }
 
@@ -279,7 +299,13 @@ fn through_the_lossy_relay_every_request_gets_its_answer() {
     let first = lossy_run();
     let second = second.join().unwrap();
     assert_eq!(first, second, "two runs with the same seeds differ");
-    for fate in ["dropped", "duplicated", "held back", "attempt 2 of 8", "(a repeat"] {
+    for fate in [
+        "dropped",
+        "duplicated",
+        "held back",
+        "attempt 2 of 8",
+        "(a repeat",
+    ] {
         assert!(first.contains(fate), "no {fate:?} in:\n{first}");
     }
     insta::assert_snapshot!("lossy-relay", first);
@@ -314,7 +340,10 @@ fn fake_server(script: Vec<Vec<&'static str>>) -> (SocketAddr, thread::JoinHandl
             for reply in replies {
                 let reply = reply.replace("{id}", &id).replace("{previous}", &previous);
                 socket.send_to(reply.as_bytes(), peer).unwrap();
-                log.push(format!("sent {}", escape_bytes(reply.as_bytes()).replace(&id, "{id}")));
+                log.push(format!(
+                    "sent {}",
+                    escape_bytes(reply.as_bytes()).replace(&id, "{id}")
+                ));
             }
             previous = id;
         }
