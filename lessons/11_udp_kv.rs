@@ -101,7 +101,7 @@ struct ClientArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     attempts: u32,
     /// How long one command may take, every attempt included, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = lesson::parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = lesson::parse_seconds)]
     deadline: Duration,
     /// Seed for the waits and the first request id: the same seed, the same waits and ids.
     #[arg(long, value_name = "N")]

@@ -395,3 +395,43 @@ fn a_silent_server_is_given_up_within_the_bound() {
     let story = run.story().replace(&format!(":{port}"), ":<port>");
     insta::assert_snapshot!("silent-server", story);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `workbook check udp-kv-client`'s scenarios, against the lesson
+// ---------------------------------------------------------------------------------------------
+
+/// The checker's scenarios with the lesson as the client (`--seed` fixes its ids and waits): each
+/// passes, and its transcript is the one the book shows. The silent server's scenario waits for
+/// the client's 5 s deadline, so it runs beside the others.
+#[test]
+fn the_checkers_scenarios_pass_and_match_their_snapshots() {
+    use socket_workbook::harness::process::Stream;
+    use socket_workbook::harness::{RunOptions, run_client_scenario};
+    let runs: Vec<_> = socket_workbook::scenarios::udp_kv::client_all()
+        .into_iter()
+        .map(|scenario| {
+            thread::spawn(move || {
+                let command = [
+                    LESSON,
+                    "client",
+                    "--seed",
+                    "7",
+                    "--attempts",
+                    "5",
+                    "--port",
+                    "{port}",
+                ]
+                .map(String::from);
+                let mut run = run_client_scenario(&command, &scenario, &RunOptions::reference())
+                    .unwrap_or_else(|failure| panic!("{failure}"));
+                // stdout and stderr are two pipes, read by two threads: only each one's order is fixed.
+                run.output.sort_by_key(|line| line.stream != Stream::Stderr);
+                (scenario.name, run.render(&scenario))
+            })
+        })
+        .collect();
+    for run in runs {
+        let (name, transcript) = run.join().unwrap();
+        insta::assert_snapshot!(format!("checker-{name}"), transcript);
+    }
+}
