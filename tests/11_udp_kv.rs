@@ -214,12 +214,9 @@ fn junk_datagrams_do_not_take_the_server_down() {
 // Through the lossy relay
 // ---------------------------------------------------------------------------------------------
 
-/// The weather of the lossy runs, as typed after `workbook proxy --udp --to <server>`.
-const LOSSY: &str = "--drop 30% --duplicate 20% --reorder 20% --seed 5";
-
-/// The commands, and the answers they must get.
-const COMMANDS: &str = "set a 1\nset b 2\nget a\ndelete b\nget b\nget a\n";
-const ANSWERS: &str = "OK\nOK\n1\nOK\nERROR no such key\n1\n";
+use socket_workbook::scenarios::udp_kv::{
+    RELAY_ANSWERS as ANSWERS, RELAY_COMMANDS as COMMANDS, RELAY_WEATHER as LOSSY,
+};
 
 /// Lesson 11's server behind the proxy with `weather`.
 struct Relayed {
@@ -433,5 +430,33 @@ fn the_checkers_scenarios_pass_and_match_their_snapshots() {
     for run in runs {
         let (name, transcript) = run.join().unwrap();
         insta::assert_snapshot!(format!("checker-{name}"), transcript);
+    }
+}
+
+/// The fake UDP server's own failures: a request without an id, and a request for another
+/// command, each named in the failure (clients in Python one-liners).
+#[test]
+fn the_fake_udp_server_names_what_is_wrong_with_a_request() {
+    use socket_workbook::harness::{RunOptions, run_client_scenario};
+    let scenario = socket_workbook::scenarios::udp_kv::ignores_other_replies();
+    for (sent, expected) in [
+        ("GET greeting", "`<id> <command>`"),
+        ("7 GET other", "`<id> GET greeting`"),
+    ] {
+        let script = format!(
+            "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+             s.sendto(b'{sent}', ('127.0.0.1', int(sys.argv[1])))"
+        );
+        let command = ["python3", "-c", &script, "{port}"].map(String::from);
+        let failure = run_client_scenario(&command, &scenario, &RunOptions::reference())
+            .expect_err("a wrong request must fail");
+        assert!(failure.expected.contains(expected), "{failure}");
+        assert!(
+            failure
+                .transcript
+                .iter()
+                .any(|line| line.starts_with("client >> ")),
+            "{failure}"
+        );
     }
 }

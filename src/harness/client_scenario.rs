@@ -507,10 +507,25 @@ fn run_datagram_scenario(
         options.long_bytes.show(&shown)
     };
     let mut step_number = 0;
-    while Instant::now() < deadline && client.wait_exit(Duration::ZERO).is_none() {
+    // Until the client has exited and every datagram it sent before has been read (or the time
+    // is up): a client may send its request and exit before we look.
+    let mut exited = false;
+    while Instant::now() < deadline {
+        if !exited && client.wait_exit(Duration::ZERO).is_some() {
+            exited = true;
+            // What is queued still counts; then nothing more can come.
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| could_not("a UDP socket", e))?;
+        }
         let (n, peer) = match socket.recv_from(&mut buffer) {
             Ok(received) => received,
-            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if exited {
+                    break;
+                }
+                continue;
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(could_not("a datagram from the client", err)),
         };

@@ -1,6 +1,7 @@
-//! Lesson 11's client scenarios (`workbook check udp-kv-client`): a client of the datagram format
-//! (`crate::udp_kv`) against a fake UDP server, through a lossy path, with replies to ignore, and
-//! against silence.
+//! Lesson 11's scenarios: the run through the lossy relay that its test records for the book
+//! ([`RELAY_WEATHER`], [`RELAY_COMMANDS`], [`RELAY_ANSWERS`]), and the client scenarios of
+//! `workbook check udp-kv-client`: a client of the datagram format (`crate::udp_kv`) against a
+//! fake UDP server, through a lossy path, with replies to ignore, and against silence.
 
 use std::time::Duration;
 
@@ -8,6 +9,16 @@ use crate::harness::client_scenario::{ClientScenario, DatagramReply, ExitExpect}
 use crate::harness::scenario::Expect;
 use crate::kv::Command;
 use crate::proxy::Weather;
+
+/// The weather of lesson 11's run through the relay, as typed after
+/// `workbook proxy --udp --to <server>`: 30 % loss, duplicates and reordering, seeded.
+pub const RELAY_WEATHER: &str = "--drop 30% --duplicate 20% --reorder 20% --seed 5";
+
+/// The commands of that run, one per line on the client's stdin ...
+pub const RELAY_COMMANDS: &str = "set a 1\nset b 2\nget a\ndelete b\nget b\nget a\n";
+
+/// ... and the answers each must get, in order, whatever the weather did.
+pub const RELAY_ANSWERS: &str = "OK\nOK\n1\nOK\nERROR no such key\n1\n";
 
 /// How long a client has to give up on a server that never replies: lesson 11 gives up at its
 /// 5 s deadline.
