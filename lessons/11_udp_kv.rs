@@ -44,7 +44,8 @@ use socket_workbook::kv::{self, Command, Store};
 use socket_workbook::lesson::{self, Deadline, errno_name};
 use socket_workbook::retry::{Backoff, GaveUp, Jitter, Next, Retry, RetryPolicy, random_seed};
 use socket_workbook::udp_kv::{
-    MAX_DATAGRAM, ReplyCache, encode_reply, encode_request, parse_reply, parse_request, split_id,
+    MAX_DATAGRAM, ReplyCache, encode_reply, encode_request, first_request_id, parse_reply, parse_request,
+    split_id,
 };
 use socket_workbook::{log_error, log_line};
 
@@ -254,7 +255,7 @@ fn run_client(args: &ClientArgs) -> ExitCode {
                 .exit()
         }))
     };
-    let client = match Client::new(args) {
+    let mut client = match Client::new(args) {
         Ok(client) => client,
         Err(why) => {
             log_error!("error: {why}");
@@ -312,10 +313,10 @@ struct Client {
     deadline: Duration,
     seed: u64,
     verbose: bool,
-    /// The id of the next request; `Cell` because `ask` takes `&self`.
-    next_id: std::cell::Cell<u64>,
+    /// The id of the next request.
+    next_id: u64,
     /// How many commands were sent, to give each its own waits.
-    asked: std::cell::Cell<u64>,
+    asked: u64,
 }
 
 /// Why an attempt got no reply.
@@ -382,13 +383,13 @@ impl Client {
             verbose: args.verbose,
             // Ids start at a number drawn from the seed, not at 1: a client that restarts on the
             // same port must not repeat ids the server still remembers replies for.
-            next_id: std::cell::Cell::new(first_id(seed)),
-            asked: std::cell::Cell::new(0),
+            next_id: first_request_id(seed),
+            asked: 0,
         })
     }
 
     /// Sends `command` until it is answered; prints the reply. Returns the exit code it deserves.
-    fn ask(&self, command: &Command) -> u8 {
+    fn ask(&mut self, command: &Command) -> u8 {
         let shown = command.to_line().trim_end().to_string();
         match self.request(command) {
             Ok(reply) => {
@@ -413,11 +414,11 @@ impl Client {
     // ANCHOR: request
     /// Sends `command` as one request, again (same id) after each wait without its reply, until
     /// the reply comes or the limits are reached.
-    fn request(&self, command: &Command) -> Result<Vec<u8>, (NoReply, GaveUp)> {
-        let id = self.next_id.get();
-        self.next_id.set(id.wrapping_add(1));
-        let number = self.asked.get();
-        self.asked.set(number + 1);
+    fn request(&mut self, command: &Command) -> Result<Vec<u8>, (NoReply, GaveUp)> {
+        let id = self.next_id;
+        self.next_id = id.wrapping_add(1);
+        let number = self.asked;
+        self.asked += 1;
         let datagram = encode_request(id, command);
         let deadline = Deadline::after(self.deadline);
         // Each command gets its own waits; with --seed, the same ones on every run.
@@ -529,12 +530,4 @@ fn classify(err: io::Error) -> NoReply {
     } else {
         NoReply::Failed(err)
     }
-}
-
-/// The first request id: a number below a million drawn from the seed (short, to read in logs).
-fn first_id(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) % 1_000_000
 }

@@ -171,6 +171,17 @@ pub fn parse_reply(datagram: &[u8]) -> Option<(u64, &[u8])> {
     Some((id, rest.strip_suffix(b"\n").unwrap_or(rest)))
 }
 
+/// A client's first request id, drawn from `seed`: a number below a million (short, to read in
+/// logs). Not 0 or 1 for every client: a client that restarts on the same port and starts at the
+/// same id would be answered with the replies the server remembers from its previous run.
+pub fn first_request_id(seed: u64) -> u64 {
+    // SplitMix64's mixing function (see `crate::retry`), so that nearby seeds give unrelated ids.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % 1_000_000
+}
+
 // ANCHOR: reply_cache
 /// The replies a server sent lately, keyed by (client address, request id), so that a repeated
 /// request gets the same reply without being carried out again.
