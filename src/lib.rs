@@ -20,6 +20,8 @@
 //!   it did (`workbook proxy`).
 //! - [`retry`]: exponential backoff with jitter, a limit on attempts and a deadline, for any
 //!   client that tries again (lesson 09).
+//! - [`udp_kv`]: the key-value protocol over UDP datagrams, with request ids and a reply cache
+//!   (lesson 11).
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`diagram`]: the book's figures as SVG: sequence diagrams drawn from the recorded
@@ -39,3 +41,4 @@ pub mod lockstep;
 pub mod proxy;
 pub mod retry;
 pub mod scenarios;
+pub mod udp_kv;

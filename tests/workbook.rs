@@ -264,6 +264,7 @@ fn our_own_lessons_pass_every_step() {
                 "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
                 "08_kv_server_events" => &[env!("CARGO_BIN_EXE_08_kv_server_events")],
                 "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
+                "11_udp_kv" => &[env!("CARGO_BIN_EXE_11_udp_kv"), "client"],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));
@@ -339,6 +340,10 @@ fn correct_python_solutions_pass() {
         (
             "time-server",
             py(&fixture("time_server.py"), &["--port", "{port}"]),
+        ),
+        (
+            "udp-kv-client",
+            py(&fixture("udp_kv_client.py"), &["--port", "{port}"]),
         ),
     ];
     in_parallel(checks, |(step, command)| {
@@ -1397,6 +1402,31 @@ fn a_kv_client_that_never_retries_fails_the_robust_step() {
         "reset-then-answer",
         "safe to repeat",
     );
+}
+
+/// A UDP client that sends its request once fails the lossy path, and the hint says to send it
+/// again; one that takes the first datagram as its reply fails on a stale reply, and the hint
+/// says to match replies by id.
+#[test]
+fn udp_kv_clients_that_never_retry_or_match_no_ids_fail_with_hints() {
+    let cases = [
+        (
+            "never-retries",
+            "answers-through-loss",
+            "send the same request again",
+        ),
+        ("first-datagram", "ignores-other-replies", "by its id"),
+    ];
+    in_parallel(cases.to_vec(), |(bug, scenario, hint_words)| {
+        let command = py(&fixture("udp_kv_client.py"), &["--port", "{port}", "--bug", bug]);
+        assert_caught(
+            SOME_ANSWERS,
+            "udp-kv-client",
+            &strs(&command),
+            scenario,
+            hint_words,
+        );
+    });
 }
 
 /// A client that waits for its reply without a time limit hangs on a silent server: the

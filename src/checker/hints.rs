@@ -212,6 +212,23 @@ pub const KV_CLIENT: StepHints = StepHints {
     ),
 };
 
+pub const UDP_KV_CLIENT: StepHints = StepHints {
+    crashed: advice_and_see(
+        "a client must not crash: when no reply comes, or a datagram is not what you expected, say \
+         so on stderr and exit with a non-zero code",
+        "11-udp-kv.md#loss",
+    ),
+    exited_early: advice("send the request, then wait for the reply that carries its id before you exit"),
+    closed_after_answer: advice(
+        "send the request, then wait for the reply that carries its id before you exit",
+    ),
+    missing_newline: advice_and_see(
+        "a request is one datagram, `<id> <command>`; a final \\n is allowed but not needed",
+        "datagram-format.md#requests",
+    ),
+    no_end_of_stream: advice("UDP has no stream to end: send datagrams, and exit when you have your answer"),
+};
+
 /// The hint for `failure`, given the failing scenario's own hint and link and the step's hints.
 pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -> Hint {
     if failure.kind == FailureKind::DidNotConnect {

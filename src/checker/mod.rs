@@ -132,6 +132,17 @@ pub fn steps() -> Vec<CheckStep> {
             kind: StepKind::Server(scenarios::concurrency::kv_server_all),
             hints: hints::KV_SERVER,
         },
+        CheckStep {
+            name: "udp-kv-client",
+            lessons: &["11_udp_kv"],
+            expects: "a client of the datagram format over UDP (`<id> GET key` in, `<id> value` back): sends the \
+                      same request again (same id) after each silence until the reply gets through a lossy path, \
+                      ignores replies with another id or none, and gives up on a silent server within 10 s with a \
+                      message on stderr and a non-zero exit",
+            example: "python3 udp_kv_client.py --port {port}",
+            kind: StepKind::Client(scenarios::udp_kv::client_all),
+            hints: hints::UDP_KV_CLIENT,
+        },
     ]
 }
 
