@@ -24,6 +24,8 @@
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
+//! - [`wire`]: packets on loopback, captured with `tcpdump` and written as stable tokens, for the
+//!   chapter "Watching the wire".
 
 pub mod checker;
 pub mod escape;
@@ -36,3 +38,4 @@ pub mod lockstep;
 pub mod proxy;
 pub mod retry;
 pub mod scenarios;
+pub mod wire;
