@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socket_workbook::harness::{ServerProcess, start_lesson};
+use socket_workbook::harness::{Readiness, ServerProcess, start_lesson};
 use socket_workbook::wire::{Capture, CaptureError, render, stable_form};
 
 const ECHO_SERVER: &str = env!("CARGO_BIN_EXE_01_echo_server");
@@ -139,6 +139,106 @@ fn write_write_read(addr: SocketAddr, nodelay: bool) {
 }
 // ANCHOR_END: delayed_ack
 
+// ANCHOR: strace
+/// Lesson 01 under `strace`, for the same conversation as `handshake_echo_close`: the system
+/// calls the server makes, and what each returned.
+#[test]
+#[ignore = "slow: runs a lesson under strace"]
+fn strace_of_the_echo_server() {
+    let name = "strace-echo-server";
+    if !tool_runs("strace", &["-V"]) {
+        return skip_or_fail(name, "strace is not installed (apt-get install strace)");
+    }
+    let trace = std::env::temp_dir().join(format!("workbook-strace-{}.txt", std::process::id()));
+    let mut command = std::process::Command::new("strace");
+    // -f: threads too; -s 80: show strings up to 80 bytes; -o: the trace goes to a file, so the
+    // server's own output stays as it is.
+    command
+        .args(["-f", "-s", "80", "-e", "trace=network,read,write", "-o"])
+        .arg(&trace)
+        .args([ECHO_SERVER, "--port", "0"]);
+    let mut server = match ServerProcess::start(command, Readiness::ListeningLine, TIMEOUT) {
+        Ok(server) => server,
+        Err(err) => return skip_or_fail(name, &format!("strace could not start lesson 01: {err}")),
+    };
+    let addr = server.addr();
+    let mut conn = connect(addr);
+    let client_port = conn.local_addr().unwrap().port();
+    conn.write_all(b"Hello\n").unwrap();
+    let mut echo = [0; 12];
+    conn.read_exact(&mut echo).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(conn.read(&mut echo).unwrap(), 0);
+    let status = server.wait_exit(TIMEOUT);
+    server.finish();
+    assert!(status.is_some(), "lesson 01 did not exit after its client");
+    let raw = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let traced = format!(
+        "# {name}: lesson 01 under strace -f -e trace=network,read,write\n{}",
+        strace_with_stable_tokens(&raw, addr.port(), client_port)
+    );
+    compare_or_update(name, &traced, strace_calls);
+}
+// ANCHOR_END: strace
+
+/// The calls from `socket` on (before it, the program is loading its libraries), without the
+/// process id, with the ports as tokens.
+fn strace_with_stable_tokens(raw: &str, server_port: u16, client_port: u16) -> String {
+    let mut text = String::new();
+    let mut started = false;
+    for line in raw.lines() {
+        // `12345 socket(...)`: drop the process id.
+        let call = line.split_once(" ").map_or(line, |(_, rest)| rest.trim_start());
+        started |= call.starts_with("socket(");
+        if !started {
+            continue;
+        }
+        let call = call
+            .replace(&format!("htons({server_port})"), "htons(<port>)")
+            .replace(&format!("htons({client_port})"), "htons(<c1 port>)")
+            .replace(&format!(":{server_port}"), ":<port>")
+            .replace(&format!(":{client_port}"), ":<c1 port>");
+        // strace pads the ` = result` of short calls with spaces; keep one.
+        let call = match call.split_once(") ") {
+            Some((head, tail)) if tail.trim_start().starts_with('=') => {
+                format!("{head}) {}", tail.trim_start())
+            }
+            _ => call,
+        };
+        text.push_str(&call);
+        text.push('\n');
+    }
+    text
+}
+
+/// What is compared in a trace: the names of the calls, in order. Arguments and lengths may
+/// differ with the versions of strace, Rust's standard library, and the C library.
+fn strace_calls(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('(').map(|(call, _)| call.to_string()))
+        .collect()
+}
+
+fn tool_runs(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Without a tool, a test says so and passes; in CI (`CI=true`) it fails.
+fn skip_or_fail(name: &str, why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{name}: {why}");
+    }
+    eprintln!("SKIPPED {name}: {why} (in CI, with CI=true, this fails)");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Machinery
 // ---------------------------------------------------------------------------------------------
@@ -149,10 +249,7 @@ fn record(name: &str, description: &str, lesson: &str, client: impl FnOnce(Socke
     let server = start_lesson(lesson, &[]).unwrap_or_else(|err| panic!("{err}"));
     let capture = match Capture::start(server.addr().port()) {
         Ok(capture) => capture,
-        Err(CaptureError::Unavailable(why)) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED {name}: {why} (in CI, with CI=true, this fails)");
-            return;
-        }
+        Err(CaptureError::Unavailable(why)) => return skip_or_fail(name, &why),
         Err(err) => panic!("{name}: {err}"),
     };
     client(server.addr());
@@ -160,12 +257,18 @@ fn record(name: &str, description: &str, lesson: &str, client: impl FnOnce(Socke
     let packets = capture.finish().unwrap_or_else(|err| panic!("{name}: {err}"));
     let captured = render(name, description, &packets);
 
+    compare_or_update(name, &captured, stable_form);
+}
+
+/// Compares `captured` with `book/src/wire/NAME.txt` by what `stable` keeps of each, or writes
+/// the file when `WIRE_UPDATE=1`.
+fn compare_or_update(name: &str, captured: &str, stable: fn(&str) -> Vec<String>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("book/src/wire")
         .join(format!("{name}.txt"));
     if std::env::var("WIRE_UPDATE").as_deref() == Ok("1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &captured).unwrap();
+        std::fs::write(&path, captured).unwrap();
         eprintln!("wrote {}", path.display());
         return;
     }
@@ -176,10 +279,10 @@ fn record(name: &str, description: &str, lesson: &str, client: impl FnOnce(Socke
             path.display()
         )
     });
-    let (expected, got) = (stable_form(&committed), stable_form(&captured));
+    let (expected, got) = (stable(&committed), stable(captured));
     assert!(
         expected == got,
-        "the packets of `{name}` changed in what is stable on loopback.\n\
+        "`{name}` changed in what is stable from run to run.\n\
          committed ({}):\n  {}\ncaptured now:\n  {}\nthe whole new capture:\n{captured}\n\
          If the change is intended (a lesson changed), record the captures again with\n  \
          WIRE_UPDATE=1 cargo test --test wire -- --ignored --test-threads 1\n\
