@@ -16,8 +16,9 @@
 //!
 //! `>` is a packet from the client to the server, `<` one from the server to the client. A line
 //! names the TCP flags (in the order SYN, PSH, FIN, RST, ACK), the payload length when there is
-//! one, `window 0` when the sender says it has no room left, and `(after N ms)` when the packet
-//! came at least 30 ms after the one before it. Sequence numbers, window sizes, options and times
+//! one, `window 0` when the sender says it has no room left, `(retransmitted)` when it repeats
+//! what was sent before, and `(after N ms)` when the packet came at least 30 ms after the one
+//! before it. Sequence numbers, window sizes, options and times
 //! are left out: they change on every run.
 //!
 //! Not everything that is left changes never. On loopback the kernel decides how to cut a
@@ -65,10 +66,13 @@ pub struct Packet {
     pub zero_window: bool,
     /// Time since the packet before it, when that is at least [`NOTABLE_GAP`].
     pub after: Option<Duration>,
+    /// The packet repeats a SYN, FIN or bytes sent before.
+    pub retransmitted: bool,
 }
 
 impl Packet {
-    /// `SYN ACK`, `PSH ACK 6 bytes`, `ACK window 0 (after 200 ms)`, ...
+    /// `SYN ACK`, `PSH ACK 6 bytes`, `ACK window 0 (after 200 ms)`,
+    /// `PSH ACK 2 bytes (retransmitted)`, ...
     pub fn label(&self) -> String {
         let mut words: Vec<String> = [
             (self.syn, "SYN"),
@@ -86,6 +90,9 @@ impl Packet {
         }
         if self.zero_window {
             words.push("window 0".to_string());
+        }
+        if self.retransmitted {
+            words.push("(retransmitted)".to_string());
         }
         if let Some(after) = self.after {
             // Rounded down to 10 ms: the delayed-ACK timer fires 40 to 50 ms after a segment.
@@ -108,13 +115,15 @@ struct RawPacket {
     from_port: u16,
     to_port: u16,
     flags: String,
+    /// `seq 17:23` (bytes 17 to 22) or `seq 7` (a FIN or a RST), relative to the first byte.
+    seq: Option<(u64, Option<u64>)>,
     window: Option<u64>,
     length: usize,
 }
 
 static TCP_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(\d+\.\d+) IP6? (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\](?:.*?, win (\d+))?(?:.*?, length (\d+))?",
+        r"^(\d+\.\d+) IP6? (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\](?:, seq (\d+)(?::(\d+))?)?(?:.*?, win (\d+))?(?:.*?, length (\d+))?",
     )
     .expect("valid regex")
 });
@@ -127,15 +136,24 @@ fn parse_tcpdump_line(line: &str) -> Option<RawPacket> {
         from_port: caps[3].parse().ok()?,
         to_port: caps[5].parse().ok()?,
         flags: caps[6].to_string(),
-        window: caps.get(7).and_then(|w| w.as_str().parse().ok()),
-        length: caps.get(8).map_or(Some(0), |l| l.as_str().parse().ok())?,
+        seq: match (caps.get(7), caps.get(8)) {
+            (Some(start), end) => Some((
+                start.as_str().parse().ok()?,
+                end.and_then(|end| end.as_str().parse().ok()),
+            )),
+            (None, _) => None,
+        },
+        window: caps.get(9).and_then(|w| w.as_str().parse().ok()),
+        length: caps.get(10).map_or(Some(0), |l| l.as_str().parse().ok())?,
     })
 }
 
 /// Turns `tcpdump` lines into packets: numbers the clients in order of appearance, tells the
-/// direction from the server's port, and notes long gaps.
+/// direction from the server's port, notes long gaps, and recognises retransmissions.
 fn packets_from_lines(lines: &[String], server_port: u16) -> Vec<Packet> {
     let mut clients: BTreeMap<u16, usize> = BTreeMap::new();
+    // (client port, to_server) -> the end of the highest sequence number sent so far
+    let mut sent_up_to: BTreeMap<(u16, bool), u64> = BTreeMap::new();
     let mut previous: Option<f64> = None;
     let mut packets = Vec::new();
     for raw in lines.iter().filter_map(|line| parse_tcpdump_line(line)) {
@@ -146,7 +164,25 @@ fn packets_from_lines(lines: &[String], server_port: u16) -> Vec<Packet> {
         let gap = previous.map(|before| Duration::from_secs_f64((raw.seconds - before).max(0.0)));
         previous = Some(raw.seconds);
         let has = |flag: char| raw.flags.contains(flag);
+        // SYN and FIN count as one byte of the sequence; tcpdump numbers the bytes after the
+        // SYN from 1. A segment that ends where an earlier one already reached is sent again:
+        // on a busy machine the kernel may retransmit even on loopback, before the ACK arrives.
+        let end = if has('S') {
+            Some(1)
+        } else if has('R') {
+            None
+        } else {
+            raw.seq
+                .filter(|_| raw.length > 0 || has('F'))
+                .map(|(start, end)| end.unwrap_or(start) + u64::from(has('F')))
+        };
+        let highest = sent_up_to.entry((client_port, to_server)).or_insert(0);
+        let retransmitted = end.is_some_and(|end| end <= *highest);
+        if let Some(end) = end {
+            *highest = (*highest).max(end);
+        }
         packets.push(Packet {
+            retransmitted,
             client,
             to_server,
             syn: has('S'),
@@ -176,7 +212,7 @@ pub fn render(name: &str, description: &str, packets: &[Packet]) -> String {
 /// What two captures of the same conversation have in common on every run: for each client and
 /// direction, `SYN`, `SYN ACK`, `FIN` and `RST` in order, the payload bytes between them added
 /// up (`6 bytes`), and a last line saying whether that side announced a zero window. Lone ACKs,
-/// PSH, and how the payload was cut into segments are left out.
+/// PSH, retransmissions, and how the payload was cut into segments are left out.
 ///
 /// Reads a capture file (as [`render`] writes it), so a committed capture and a new one can be
 /// compared. Lines it cannot read are reported in the result, so they fail a comparison.
@@ -202,6 +238,10 @@ pub fn stable_form(capture: &str) -> Vec<String> {
                 continue;
             }
         };
+        if label.contains("(retransmitted)") {
+            // Sent again: nothing new, and how often depends on how busy the machine was.
+            continue;
+        }
         let label = label.split(" (").next().unwrap_or(label);
         let words: Vec<&str> = label.split(' ').collect();
         let side = sides
@@ -556,6 +596,43 @@ c1 > ACK
                 "c1 < SYN ACK, 12 bytes, FIN",
                 "c1 < announced window 0",
             ]
+        );
+    }
+
+    #[test]
+    fn a_segment_sent_again_is_marked_and_left_out_of_the_stable_form() {
+        let text = "\
+1.000 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [S], seq 99, win 65495, length 0
+1.001 IP 127.0.0.1.5000 > 127.0.0.1.40000: Flags [S.], seq 7, ack 100, win 65483, length 0
+1.002 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [.], ack 1, win 64, length 0
+1.003 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [P.], seq 1:7, ack 1, win 64, length 6
+1.004 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [P.], seq 7:9, ack 1, win 64, length 2
+1.010 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [P.], seq 7:9, ack 1, win 64, length 2
+1.011 IP 127.0.0.1.5000 > 127.0.0.1.40000: Flags [.], ack 9, win 64, length 0
+1.012 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [F.], seq 9, ack 1, win 64, length 0
+1.250 IP 127.0.0.1.40000 > 127.0.0.1.5000: Flags [F.], seq 9, ack 1, win 64, length 0
+1.251 IP 127.0.0.1.5000 > 127.0.0.1.40000: Flags [F.], seq 1, ack 10, win 64, length 0
+";
+        let packets = packets_from_lines(&lines(text), 5000);
+        let shown: Vec<String> = packets.iter().map(Packet::line).collect();
+        assert_eq!(
+            shown,
+            [
+                "c1 > SYN",
+                "c1 < SYN ACK",
+                "c1 > ACK",
+                "c1 > PSH ACK 6 bytes",
+                "c1 > PSH ACK 2 bytes",
+                "c1 > PSH ACK 2 bytes (retransmitted)",
+                "c1 < ACK",
+                "c1 > FIN ACK",
+                "c1 > FIN ACK (retransmitted) (after 230 ms)",
+                "c1 < FIN ACK",
+            ]
+        );
+        assert_eq!(
+            stable_form(&render("x", "y", &packets)),
+            ["c1 > SYN, 8 bytes, FIN", "c1 < SYN ACK, FIN"]
         );
     }
 }

@@ -178,7 +178,8 @@ fn strace_of_the_echo_server() {
         "# {name}: lesson 01 under strace -f -e trace=network,read,write\n{}",
         strace_with_stable_tokens(&raw, addr.port(), client_port)
     );
-    compare_or_update(name, &traced, strace_calls);
+    // Not `.txt`: the `.txt` files in book/src/wire are packet captures, one packet a line.
+    compare_or_update(&format!("{name}.log"), &traced, strace_calls);
 }
 // ANCHOR_END: strace
 
@@ -257,15 +258,15 @@ fn record(name: &str, description: &str, lesson: &str, client: impl FnOnce(Socke
     let packets = capture.finish().unwrap_or_else(|err| panic!("{name}: {err}"));
     let captured = render(name, description, &packets);
 
-    compare_or_update(name, &captured, stable_form);
+    compare_or_update(&format!("{name}.txt"), &captured, stable_form);
 }
 
-/// Compares `captured` with `book/src/wire/NAME.txt` by what `stable` keeps of each, or writes
-/// the file when `WIRE_UPDATE=1`.
-fn compare_or_update(name: &str, captured: &str, stable: fn(&str) -> Vec<String>) {
+/// Compares `captured` with `book/src/wire/FILE` by what `stable` keeps of each, or writes the
+/// file when `WIRE_UPDATE=1`.
+fn compare_or_update(file: &str, captured: &str, stable: fn(&str) -> Vec<String>) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("book/src/wire")
-        .join(format!("{name}.txt"));
+        .join(file);
     if std::env::var("WIRE_UPDATE").as_deref() == Ok("1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, captured).unwrap();
@@ -282,7 +283,7 @@ fn compare_or_update(name: &str, captured: &str, stable: fn(&str) -> Vec<String>
     let (expected, got) = (stable(&committed), stable(captured));
     assert!(
         expected == got,
-        "`{name}` changed in what is stable from run to run.\n\
+        "`{file}` changed in what is stable from run to run.\n\
          committed ({}):\n  {}\ncaptured now:\n  {}\nthe whole new capture:\n{captured}\n\
          If the change is intended (a lesson changed), record the captures again with\n  \
          WIRE_UPDATE=1 cargo test --test wire -- --ignored --test-threads 1\n\
