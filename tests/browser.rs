@@ -165,10 +165,16 @@ fn a_broken_image_a_missing_file_and_a_script_error_are_found() {
 }
 
 /// Screenshots of three chapters, in the light theme and in the dark `navy` theme, for a person
-/// to look at: `WORKBOOK_SCREENSHOTS=DIR` (default: a folder in the temporary directory).
+/// to look at. Runs only when asked, with the folder to write them to:
+/// `WORKBOOK_SCREENSHOTS=/tmp/shots cargo test --test browser -- --ignored screenshots`.
 #[test]
 #[ignore = "slow: screenshots of the built book in headless Chromium"]
 fn screenshots_of_three_chapters() {
+    let Ok(out) = std::env::var("WORKBOOK_SCREENSHOTS") else {
+        eprintln!("SKIPPED: set WORKBOOK_SCREENSHOTS=DIR to take screenshots of the book");
+        return;
+    };
+    let out = PathBuf::from(out);
     let Some(chromium) = chromium_or_skip("screenshots_of_three_chapters") else {
         return;
     };
@@ -176,19 +182,11 @@ fn screenshots_of_three_chapters() {
         std::env::var("WORKBOOK_BOOK_HTML")
             .unwrap_or_else(|_| format!("{}/book/book/html", env!("CARGO_MANIFEST_DIR"))),
     );
-    if !html.join("index.html").is_file() {
-        eprintln!(
-            "SKIPPED: no built book in {}; run `mdbook build book`",
-            html.display()
-        );
-        return;
-    }
-    let out = PathBuf::from(std::env::var("WORKBOOK_SCREENSHOTS").unwrap_or_else(|_| {
-        std::env::temp_dir()
-            .join("workbook-screenshots")
-            .display()
-            .to_string()
-    }));
+    assert!(
+        html.join("index.html").is_file(),
+        "no built book in {}; run `mdbook build book` first",
+        html.display()
+    );
     std::fs::create_dir_all(&out).unwrap();
     let server = BookServer::start(&html, Vec::new());
     for chapter in ["01-echo-server", "08-kv-server-events", "watching-the-wire"] {
