@@ -15,7 +15,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ fn close_with_unread_data_sends_reset() {
 // ANCHOR_END: reset
 
 // ANCHOR: zero_window
-/// A client with a small receive buffer asks for 10 KB and does not read for half a second:
+/// A client with a small receive buffer asks for 10 KB and does not read until no more arrives:
 /// its window closes, and the server's kernel keeps the rest and probes. Then it reads
 /// everything and closes.
 #[test]
@@ -79,9 +79,10 @@ fn zero_window() {
         let mut commands = format!("SET big {value}\n");
         commands.push_str(&"GET big\n".repeat(10));
         conn.write_all(commands.as_bytes()).unwrap();
+        wait_until_nothing_more_arrives(&conn);
         // Deliberate: long enough for the server's kernel to probe the closed window once
         // (its first probe comes after about 200 ms).
-        thread::sleep(Duration::from_millis(500));
+        thread::sleep(Duration::from_millis(300));
         let expected = 3 + 10 * (value.len() + 1);
         let mut replies = vec![0; expected];
         conn.read_exact(&mut replies).unwrap();
@@ -342,6 +343,33 @@ fn connect_with_receive_buffer(addr: SocketAddr, bytes: libc::c_int) -> TcpStrea
         assert_eq!(connected, 0, "connect: {}", io::Error::last_os_error());
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream
+    }
+}
+
+/// Waits until bytes have arrived and no more have come for 300 ms: the receive buffer is as
+/// full as the sender will make it. (A fixed pause could end too early on a busy machine.)
+fn wait_until_nothing_more_arrives(conn: &TcpStream) {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut waiting = 0;
+    let mut unchanged_since = Instant::now();
+    loop {
+        let mut now_waiting: libc::c_int = 0;
+        // FIONREAD: how many bytes wait in the receive buffer, without reading them.
+        // SAFETY: ioctl on a descriptor we own, with a pointer to a c_int as FIONREAD expects.
+        let status = unsafe { libc::ioctl(conn.as_raw_fd(), libc::FIONREAD, &mut now_waiting) };
+        assert_eq!(status, 0, "FIONREAD: {}", io::Error::last_os_error());
+        if now_waiting != waiting {
+            waiting = now_waiting;
+            unchanged_since = Instant::now();
+        } else if waiting > 0 && unchanged_since.elapsed() >= Duration::from_millis(300) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replies stopped at {waiting} bytes"
+        );
+        // Deliberate short pause between looks at the buffer.
+        thread::sleep(Duration::from_millis(10));
     }
 }
 
