@@ -121,6 +121,13 @@ fn a_broken_image_a_missing_file_and_a_script_error_are_found() {
             )),
         ),
         (
+            "lazy.html",
+            page(
+                "<div style=\"height: 5000px\"></div>\
+                 <img loading=\"lazy\" src=\"good.svg\" alt=\"far below, loaded late\">",
+            ),
+        ),
+        (
             "missing-image.html",
             page("<img src=\"missing.svg\" alt=\"gone\">"),
         ),
@@ -147,7 +154,12 @@ fn a_broken_image_a_missing_file_and_a_script_error_are_found() {
     let problems = |page: &str| report.problems(page).join("\n");
 
     assert_eq!(problems("good.html"), "", "the good page has no problems");
-    assert_eq!(report.count("images"), 4, "one image on each of four pages");
+    assert_eq!(
+        problems("lazy.html"),
+        "",
+        "an image that loads only when scrolled to is not broken"
+    );
+    assert_eq!(report.count("images"), 5, "one image on each of five pages");
     for (page, expected) in [
         ("missing-image.html", "missing.svg"),
         ("broken-svg.html", "broken.svg"),
