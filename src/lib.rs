@@ -28,6 +28,8 @@
 //!   transcripts, a few hand-made ones, and plots of the benchmark (`workbook diagrams`).
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
+//! - [`wire`]: packets on loopback, captured with `tcpdump` and written as stable tokens, for the
+//!   chapter "Watching the wire".
 
 pub mod checker;
 pub mod diagram;
@@ -42,3 +44,4 @@ pub mod proxy;
 pub mod retry;
 pub mod scenarios;
 pub mod udp_kv;
+pub mod wire;
