@@ -173,7 +173,7 @@ fn every_lesson_chapter_shows_a_recorded_conversation() {
 fn the_command_draws_and_checks_a_copy_of_the_repository() {
     let copy = std::env::temp_dir().join(format!("workbook-diagrams-{}", std::process::id()));
     let _ = fs::remove_dir_all(&copy);
-    for folder in ["tests/snapshots", "benches/results"] {
+    for folder in ["tests/snapshots", "benches/results", "book/src/wire"] {
         fs::create_dir_all(copy.join(folder)).unwrap();
         for entry in fs::read_dir(root().join(folder)).unwrap() {
             let path = entry.unwrap().path();

@@ -136,6 +136,22 @@ pub const FIGURES: &[Figure] = &[
         "09_kv_client_robust__checker-reset-then-answer",
         "Sequence diagram: the robust client sends GET a, the server resets the connection (RST); the client connects again, repeats GET a, receives 1 and exits 0.",
     ),
+    // Packets captured on loopback (`tests/wire.rs`), for "Watching the wire".
+    Figure {
+        file: "wire-handshake-echo-close.svg",
+        source: Source::Transcript("book/src/wire/handshake-echo-close.txt"),
+        alt: "Packet diagram captured on loopback: SYN, SYN ACK, ACK; the client's 6 bytes and their ACK; the server's 12 bytes and their ACK; FIN ACK each way and a last ACK.",
+    },
+    Figure {
+        file: "wire-close-with-unread-data.svg",
+        source: Source::Transcript("book/src/wire/close-with-unread-data.txt"),
+        alt: "Packet diagram captured on loopback: the same handshake and echo, then the client closes with the 12-byte echo unread and its kernel sends RST instead of FIN.",
+    },
+    Figure {
+        file: "wire-zero-window.svg",
+        source: Source::Transcript("book/src/wire/zero-window.txt"),
+        alt: "Packet diagram captured on loopback: lesson 08 sends a large reply to a client that stops reading; the client's ACKs announce window 0 until it reads again, then the rest flows and both sides close with FIN.",
+    },
     // Hand-made: what no recording shows.
     Figure {
         file: "hand/tcp-connection-life.svg",

@@ -466,6 +466,17 @@ impl Sequence {
             }
             width = width.max(svg::text_width(&output_heading(&output.heading)) + 2.0 * MARGIN + 20.0);
         }
+        // The legend must fit too: it names every kind of arrow used besides plain bytes.
+        let legend_width: f64 = [Kind::Connect, Kind::Datagram, Kind::End, Kind::Reset]
+            .into_iter()
+            .filter(|kind| {
+                self.rows
+                    .iter()
+                    .any(|row| matches!(row, Row::Arrow { kind: used, .. } if used == kind))
+            })
+            .map(|kind| 34.0 + svg::text_width(kind.legend()) + 22.0)
+            .sum();
+        width = width.max(MARGIN + legend_width + MARGIN);
         // A wider figure than the lifelines need: centre them.
         let shift = (width - (xs[count - 1] + columns[count] + MARGIN)) / 2.0;
         for x in &mut xs {
