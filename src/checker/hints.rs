@@ -193,6 +193,24 @@ pub const KV_SERVER: StepHints = StepHints {
     no_end_of_stream: NOT_A_CLIENT,
 };
 
+pub const UDP_ECHO_SERVER: StepHints = StepHints {
+    crashed: advice_and_see(
+        "whatever a datagram holds, a UDP echo server must not crash: treat it as bytes, never decode it, \
+         and remember that a datagram may be empty",
+        "10-udp-echo.md#an-empty-datagram-is-not-the-end",
+    ),
+    exited_early: advice_and_see(
+        "a UDP server has no connection to end: keep receiving datagrams in a loop, and never exit \
+         because one was empty",
+        "10-udp-echo.md#an-empty-datagram-is-not-the-end",
+    ),
+    closed_after_answer: advice("a UDP server keeps receiving datagrams in a loop"),
+    missing_newline: advice(
+        "send back exactly the bytes of the datagram you received, without stripping or adding anything",
+    ),
+    no_end_of_stream: NOT_A_CLIENT,
+};
+
 pub const KV_CLIENT: StepHints = StepHints {
     crashed: advice_and_see(
         "a client must not crash: catch the error, print one line on stderr that says what went \
@@ -211,6 +229,15 @@ pub const KV_CLIENT: StepHints = StepHints {
          of your stream before it lets go of the connection",
     ),
 };
+
+/// For a UDP server whose reply went elsewhere than to the sender of the request.
+pub const REPLY_TO_THE_SENDER: Advice = advice_and_see(
+    "send each reply to the address recvfrom returned with that datagram (sendto(reply, address)), \
+     not to a fixed address or to the first client you heard from: UDP has no connection, so every \
+     datagram says who sent it, and that is who gets the answer. Reply from the socket the request \
+     came in on, so the reply comes from the address the client sent to",
+    "10-udp-echo.md#replying-to-the-wrong-address",
+);
 
 /// The hint for `failure`, given the failing scenario's own hint and link and the step's hints.
 pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -> Hint {
@@ -267,6 +294,9 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
         }
         _ => {}
     }
+    if failure.kind == FailureKind::WrongPeer {
+        return REPLY_TO_THE_SENDER.into();
+    }
     if let Some(advice) = scenario {
         return advice.into();
     }
@@ -290,7 +320,9 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
         }
         FailureKind::WrongOutput => "check what your program prints",
         FailureKind::MissingLog | FailureKind::SendFailed => "see the conversation above",
-        FailureKind::DidNotConnect | FailureKind::NoEndOfStream => unreachable!("answered above"),
+        FailureKind::DidNotConnect | FailureKind::NoEndOfStream | FailureKind::WrongPeer => {
+            unreachable!("answered above")
+        }
     };
     Hint::new(text, None)
 }

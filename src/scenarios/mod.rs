@@ -5,3 +5,4 @@ pub mod echo;
 pub mod frame;
 pub mod kv;
 pub mod time;
+pub mod udp;
