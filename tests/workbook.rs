@@ -264,6 +264,7 @@ fn our_own_lessons_pass_every_step() {
                 "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
                 "08_kv_server_events" => &[env!("CARGO_BIN_EXE_08_kv_server_events")],
                 "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
+                "10_udp_echo" => &[env!("CARGO_BIN_EXE_10_udp_echo"), "server"],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));
@@ -340,6 +341,10 @@ fn correct_python_solutions_pass() {
             "time-server",
             py(&fixture("time_server.py"), &["--port", "{port}"]),
         ),
+        (
+            "udp-echo-server",
+            py(&fixture("udp_echo_server.py"), &["--port", "{port}"]),
+        ),
     ];
     in_parallel(checks, |(step, command)| {
         let (code, report) = check_json(ANSWERS, step, &strs(&command));
@@ -374,6 +379,62 @@ fn broken_echo_servers_are_caught_with_the_right_hint() {
     in_parallel(cases, |(timeout, bug, scenario, hint_words)| {
         assert_caught(timeout, "echo-server", &strs(&run(bug)), scenario, hint_words);
     });
+}
+
+/// UDP echo servers with the classic mistakes: a reply sent to the first client's address, or to
+/// a fixed one, instead of to each datagram's sender; an empty datagram taken for the end.
+#[test]
+fn broken_udp_echo_servers_are_caught_with_the_right_hint() {
+    let run = |bug: &str| py(&fixture("udp_echo_server.py"), &["--port", "{port}", "--bug", bug]);
+    let cases = vec![
+        (
+            "reply-to-first",
+            "two-clients",
+            "send each reply to the address recvfrom returned with that datagram",
+        ),
+        (
+            "fixed-address",
+            "three-datagrams",
+            "send each reply with sendto to the address recvfrom returned with that datagram (not to a fixed address)",
+        ),
+        (
+            "stop-on-empty",
+            "empty-datagram",
+            "got an empty datagram, not an end of stream",
+        ),
+    ];
+    in_parallel(cases, |(bug, scenario, hint_words)| {
+        assert_caught(SOME_ANSWERS, "udp-echo-server", &strs(&run(bug)), scenario, hint_words);
+    });
+}
+
+/// The reply that went to another client is shown, and where it went: the report says what a
+/// learner cannot see from their server's side.
+#[test]
+fn a_reply_sent_to_another_client_is_shown_where_it_went() {
+    let command = py(
+        &fixture("udp_echo_server.py"),
+        &["--port", "{port}", "--bug", "reply-to-first"],
+    );
+    let (code, report) = check_json_in(
+        workbook(),
+        SOME_ANSWERS,
+        &["--only", "two-clients"],
+        "udp-echo-server",
+        &strs(&command),
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let failure = &scenario(&report, "two-clients")["failure"];
+    let text = failure.to_string();
+    assert!(
+        text.contains("but not to c2") && text.contains("c1 received at its address"),
+        "{failure:#}"
+    );
+    assert_eq!(
+        failure["see"],
+        "book/book/html/10-udp-echo.html#replying-to-the-wrong-address",
+        "{failure:#}"
+    );
 }
 
 /// An echo server that reads 8 bytes at a time answers a 14-byte greeting with two `Echo: `s.

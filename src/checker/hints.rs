@@ -15,7 +15,7 @@
 //! finds those patterns in a step's results, so that the report can name the cause once.
 
 use super::{Outcome, ScenarioResult};
-use crate::harness::run::{Failure, FailureKind};
+use crate::harness::run::{EXPECTED_A_DATAGRAM, Failure, FailureKind};
 
 /// Where `mdbook build book` writes the book, from the repository's root. Hints link into it:
 /// `book/book/html/05-kv-server.html#a-missing-newline`.
@@ -239,6 +239,14 @@ pub const REPLY_TO_THE_SENDER: Advice = advice_and_see(
     "10-udp-echo.md#replying-to-the-wrong-address",
 );
 
+/// For a UDP server from which no reply came back to the client that sent the request.
+pub const NO_DATAGRAM_BACK: Advice = advice_and_see(
+    "no reply came back to the address the datagram was sent from: send each reply with sendto to the \
+     address recvfrom returned with that datagram (not to a fixed address), from the socket bound to the \
+     port you were given, and send one reply for every datagram, the empty one included",
+    "10-udp-echo.md#replying-to-the-wrong-address",
+);
+
 /// The hint for `failure`, given the failing scenario's own hint and link and the step's hints.
 pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -> Hint {
     if failure.kind == FailureKind::DidNotConnect {
@@ -296,6 +304,9 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
     }
     if failure.kind == FailureKind::WrongPeer {
         return REPLY_TO_THE_SENDER.into();
+    }
+    if failure.kind == FailureKind::NoAnswer && failure.expected.starts_with(EXPECTED_A_DATAGRAM) {
+        return NO_DATAGRAM_BACK.into();
     }
     if let Some(advice) = scenario {
         return advice.into();

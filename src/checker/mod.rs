@@ -149,6 +149,7 @@ pub fn steps() -> Vec<CheckStep> {
 pub fn book_links() -> Vec<&'static str> {
     let mut links = hints::cause_links();
     links.extend(hints::REPLY_TO_THE_SENDER.see);
+    links.extend(hints::NO_DATAGRAM_BACK.see);
     for step in steps() {
         let h = step.hints;
         links.extend(

@@ -22,6 +22,8 @@ const MAX_LINE: usize = 1024 * 1024;
 const SETTLE: Duration = Duration::from_millis(50);
 /// A failure report's `got:` shows at most this many bytes (the start and the end).
 const SHOW_GOT: usize = 120;
+/// How a datagram step's failure describes what it expected: the checker's hints look for it.
+pub const EXPECTED_A_DATAGRAM: &str = "a datagram from the server";
 /// A datagram step's receive buffer: more than the largest UDP payload (65,507 bytes over IPv4),
 /// so no datagram the server sends is ever cut short on our side.
 const DATAGRAM_BUFFER: usize = 65_536;
@@ -734,7 +736,7 @@ impl Runner<'_> {
         let timeout = self.options.read_timeout;
         let server = self.server_datagram_addr();
         let mut buf = vec![0u8; DATAGRAM_BUFFER];
-        let what = format!("a datagram from the server: {}", expect.describe());
+        let what = format!("{EXPECTED_A_DATAGRAM}: {}", expect.describe());
         let received = receive_within(self.datagram_socket(client)?, &mut buf, timeout);
         let (n, from) = match received {
             Ok(Some(received)) => received,
