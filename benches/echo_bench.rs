@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench echo_bench                  # about 20 seconds
 //! cargo bench --bench echo_bench -- --seconds 5 --runs 5 --payload 512
+//! cargo bench --bench echo_bench -- --record benches/results/echo_bench.txt   # what the book shows
 //! ```
 //!
 //! One client sends a message, waits for the whole echo, and sends the next, for `--seconds`;
@@ -43,6 +44,9 @@ struct Args {
     /// Bytes per message (1 to 1024, lesson 10's largest datagram).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     payload: u16,
+    /// Also write the output to this file (the book includes `benches/results/echo_bench.txt`).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
     // `cargo bench` passes `--bench` to every bench program.
     #[arg(long, hide = true)]
     bench: bool,
@@ -56,21 +60,35 @@ fn main() {
     }
 }
 
+/// Prints a line, and keeps it for `--record`.
+struct Output(Vec<String>);
+
+impl Output {
+    fn say(&mut self, line: String) {
+        println!("{line}");
+        self.0.push(line);
+    }
+}
+
 fn run(args: &Args) -> io::Result<()> {
+    let mut out = Output(Vec::new());
     let duration = Duration::from_secs_f64(args.seconds);
     let payload: Vec<u8> = (0..args.payload).map(|i| b'a' + (i % 26) as u8).collect();
-    println!(
+    out.say(format!(
         "echo round trips over 127.0.0.1: {} bytes per message, one client, {} s per run, {} runs per server",
         payload.len(),
         args.seconds,
         args.runs
-    );
-    println!(
+    ));
+    out.say(format!(
         "load average at the start: {} (1, 5, 15 min; {} cores)",
         load_average(),
         thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("{:<28} {:>16} {:>10} {:>10}", "server", "round trips/s", "p50", "p99");
+    ));
+    out.say(format!(
+        "{:<28} {:>16} {:>10} {:>10}",
+        "server", "round trips/s", "p50", "p99"
+    ));
 
     let tcp = start_tcp_echo()?;
     let udp = start_udp_echo()?;
@@ -85,13 +103,13 @@ fn run(args: &Args) -> io::Result<()> {
         let mut rates = Vec::new();
         for run in 1..=args.runs {
             let result = measure.run(&payload, duration)?;
-            println!(
+            out.say(format!(
                 "{:<28} {:>16} {:>10} {:>10}",
                 format!("{name} run {run}"),
                 group_thousands(result.per_second() as u64),
                 format_micros(result.percentile(0.50)),
                 format_micros(result.percentile(0.99)),
-            );
+            ));
             rates.push(result.per_second());
         }
         rates.sort_by(f64::total_cmp);
@@ -100,14 +118,18 @@ fn run(args: &Args) -> io::Result<()> {
     drop(lesson);
     let median_of = |wanted: &str| medians.iter().find(|(name, _)| *name == wanted).map(|(_, r)| *r);
     if let (Some(tcp), Some(udp)) = (median_of("TCP echo (thread)"), median_of("UDP echo (thread)")) {
-        println!(
+        out.say(format!(
             "median of the runs: TCP {} / s, UDP {} / s; UDP/TCP {:.2}",
             group_thousands(tcp as u64),
             group_thousands(udp as u64),
             udp / tcp
-        );
+        ));
     }
-    println!("load average at the end: {}", load_average());
+    out.say(format!("load average at the end: {}", load_average()));
+    if let Some(path) = &args.record {
+        std::fs::write(path, out.0.join("\n") + "\n")?;
+        println!("written to {}", path.display());
+    }
     Ok(())
 }
 

@@ -64,7 +64,8 @@ pub fn recv_from_reporting_truncation(socket: &UdpSocket, buf: &mut [u8]) -> io:
         } else {
             None
         };
-        let from = socket_addr(&sender).ok_or_else(|| io::Error::other("a datagram from an unknown kind of address"))?;
+        let from = socket_addr(&sender)
+            .ok_or_else(|| io::Error::other("a datagram from an unknown kind of address"))?;
         Ok(Received {
             len,
             truncated,

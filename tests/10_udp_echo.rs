@@ -114,7 +114,10 @@ fn client_run_story(shown: &str, (stdout, stderr, code): (String, String, Option
     for line in stderr.lines() {
         story.push_str(&format!("[stderr] {line}\n"));
     }
-    story.push_str(&format!("exit code {}\n", code.map_or("none".to_string(), |c| c.to_string())));
+    story.push_str(&format!(
+        "exit code {}\n",
+        code.map_or("none".to_string(), |c| c.to_string())
+    ));
     story
 }
 
@@ -155,7 +158,10 @@ fn the_client_refuses_a_message_longer_than_the_largest_datagram() {
     let (stdout, stderr, code) = run_client(port, &[&long]);
     assert_eq!(code, Some(2));
     assert_eq!(stdout, "", "nothing was sent");
-    assert!(stderr.contains("1025 bytes") && stderr.contains("1024"), "{stderr}");
+    assert!(
+        stderr.contains("1025 bytes") && stderr.contains("1024"),
+        "{stderr}"
+    );
 }
 
 #[test]

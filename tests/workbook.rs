@@ -385,7 +385,12 @@ fn broken_echo_servers_are_caught_with_the_right_hint() {
 /// a fixed one, instead of to each datagram's sender; an empty datagram taken for the end.
 #[test]
 fn broken_udp_echo_servers_are_caught_with_the_right_hint() {
-    let run = |bug: &str| py(&fixture("udp_echo_server.py"), &["--port", "{port}", "--bug", bug]);
+    let run = |bug: &str| {
+        py(
+            &fixture("udp_echo_server.py"),
+            &["--port", "{port}", "--bug", bug],
+        )
+    };
     let cases = vec![
         (
             "reply-to-first",
@@ -404,18 +409,26 @@ fn broken_udp_echo_servers_are_caught_with_the_right_hint() {
         ),
     ];
     in_parallel(cases, |(bug, scenario, hint_words)| {
-        assert_caught(SOME_ANSWERS, "udp-echo-server", &strs(&run(bug)), scenario, hint_words);
+        assert_caught(
+            SOME_ANSWERS,
+            "udp-echo-server",
+            &strs(&run(bug)),
+            scenario,
+            hint_words,
+        );
     });
 }
 
 /// The reply that went to another client is shown, and where it went: the report says what a
-/// learner cannot see from their server's side.
+/// learner cannot see from their server's side. The book shows this report.
 #[test]
 fn a_reply_sent_to_another_client_is_shown_where_it_went() {
     let command = py(
         &fixture("udp_echo_server.py"),
         &["--port", "{port}", "--bug", "reply-to-first"],
     );
+    let report = recorded_report("udp-echo-server", "two-clients", &command);
+    insta::assert_snapshot!("report-udp-reply-to-first", report);
     let (code, report) = check_json_in(
         workbook(),
         SOME_ANSWERS,
@@ -427,12 +440,11 @@ fn a_reply_sent_to_another_client_is_shown_where_it_went() {
     let failure = &scenario(&report, "two-clients")["failure"];
     let text = failure.to_string();
     assert!(
-        text.contains("but not to c2") && text.contains("c1 received at its address"),
+        text.contains("but not to c2") && text.contains("c1 received this at its own address instead"),
         "{failure:#}"
     );
     assert_eq!(
-        failure["see"],
-        "book/book/html/10-udp-echo.html#replying-to-the-wrong-address",
+        failure["see"], "book/book/html/10-udp-echo.html#replying-to-the-wrong-address",
         "{failure:#}"
     );
 }

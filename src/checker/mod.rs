@@ -624,8 +624,11 @@ fn check_server(
                 } else {
                     Readiness::PortListening(port)
                 };
-                let started =
-                    ServerProcess::start(command_for(command, port, options), readiness, options.start_timeout);
+                let started = ServerProcess::start(
+                    command_for(command, port, options),
+                    readiness,
+                    options.start_timeout,
+                );
                 tries += 1;
                 match started {
                     Err(err) if tries < 3 && port_was_taken(&err) => continue,

@@ -709,8 +709,8 @@ impl Runner<'_> {
                 SocketAddr::V4(_) => (Ipv4Addr::LOCALHOST, 0).into(),
                 SocketAddr::V6(_) => (Ipv6Addr::LOCALHOST, 0).into(),
             };
-            let socket = UdpSocket::bind(local)
-                .and_then(|socket| socket.local_addr().map(|addr| (socket, addr)));
+            let socket =
+                UdpSocket::bind(local).and_then(|socket| socket.local_addr().map(|addr| (socket, addr)));
             let (socket, addr) = socket.map_err(|err| {
                 StepFailure::new(
                     FailureKind::SendFailed,
@@ -742,13 +742,13 @@ impl Runner<'_> {
             Ok(Some(received)) => received,
             Ok(None) => {
                 let mut failure = match self.datagram_for_another_client(client) {
-                    Some((other, other_addr, bytes)) => {
+                    Some((other, bytes)) => {
                         let mut failure = StepFailure::new(
                             FailureKind::WrongPeer,
                             what,
                             format!(
-                                ", but not to {client}: nothing came back to {client}'s address within {} s; \
-                                 this is the datagram {other} received at its address ({other_addr})",
+                                ", but not to {client}: nothing came back to {client}'s address within {} s, \
+                                 and {other} received this at its own address instead",
                                 timeout.as_secs_f32()
                             ),
                         );
@@ -817,9 +817,9 @@ impl Runner<'_> {
         })
     }
 
-    /// A datagram waiting for another client than `client`, without taking it: who, their
-    /// address, and its bytes.
-    fn datagram_for_another_client(&self, client: Client) -> Option<(Client, SocketAddr, Vec<u8>)> {
+    /// A datagram waiting for another client than `client`, without taking it: who, and its
+    /// bytes.
+    fn datagram_for_another_client(&self, client: Client) -> Option<(Client, Vec<u8>)> {
         let mut buf = vec![0u8; DATAGRAM_BUFFER];
         self.datagram_sockets
             .iter()
@@ -829,7 +829,7 @@ impl Runner<'_> {
                 let peeked = socket.peek_from(&mut buf);
                 let _ = socket.set_nonblocking(false);
                 let (n, _) = peeked.ok()?;
-                Some((*name, socket.local_addr().ok()?, buf[..n].to_vec()))
+                Some((*name, buf[..n].to_vec()))
             })
     }
 

@@ -690,7 +690,8 @@ impl Scenario {
 
     /// UDP: `client` sends one datagram holding `bytes` (see [`Step::SendDatagram`]).
     pub fn send_datagram(mut self, client: Client, bytes: impl AsRef<[u8]>) -> Self {
-        self.steps.push(Step::SendDatagram(client, bytes.as_ref().to_vec()));
+        self.steps
+            .push(Step::SendDatagram(client, bytes.as_ref().to_vec()));
         self
     }
 
