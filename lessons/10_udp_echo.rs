@@ -93,10 +93,13 @@ struct ClientArgs {
 }
 // ANCHOR_END: args
 
-/// How the client ends: 0 when every message got its reply.
-const EXIT_REFUSED: u8 = 3;
-const EXIT_NO_REPLY: u8 = 4;
+// How the client ends: 0 when every message got its reply, otherwise one of these.
+/// A message too long to send (like a usage error).
 const EXIT_TOO_LONG: u8 = 2;
+/// Nothing listens on the server's port (as lessons 06 and 09 exit when refused).
+const EXIT_REFUSED: u8 = 3;
+/// A reply did not come in time.
+const EXIT_NO_REPLY: u8 = 4;
 
 fn main() -> ExitCode {
     match Args::parse().mode {

@@ -407,6 +407,11 @@ fn broken_udp_echo_servers_are_caught_with_the_right_hint() {
             "empty-datagram",
             "got an empty datagram, not an end of stream",
         ),
+        (
+            "new-socket",
+            "a-line-from-nc",
+            "send the reply from the socket that received the request",
+        ),
     ];
     in_parallel(cases, |(bug, scenario, hint_words)| {
         assert_caught(

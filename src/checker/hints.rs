@@ -239,6 +239,14 @@ pub const REPLY_TO_THE_SENDER: Advice = advice_and_see(
     "10-udp-echo.md#replying-to-the-wrong-address",
 );
 
+/// For a UDP server whose reply came from another address than the one the client sent to.
+pub const REPLY_FROM_THE_BOUND_SOCKET: Advice = advice_and_see(
+    "send the reply from the socket that received the request (the one bound to the port you were \
+     given), not from a new socket: a reply from another port is not the server's answer to the \
+     client, which sent its datagram to your port (a connected client socket does not even receive it)",
+    "10-udp-echo.md#replying-to-the-wrong-address",
+);
+
 /// For a UDP server from which no reply came back to the client that sent the request.
 pub const NO_DATAGRAM_BACK: Advice = advice_and_see(
     "no reply came back to the address the datagram was sent from: send each reply with sendto to the \
@@ -305,6 +313,9 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
     if failure.kind == FailureKind::WrongPeer {
         return REPLY_TO_THE_SENDER.into();
     }
+    if failure.kind == FailureKind::WrongSource {
+        return REPLY_FROM_THE_BOUND_SOCKET.into();
+    }
     if failure.kind == FailureKind::NoAnswer && failure.expected.starts_with(EXPECTED_A_DATAGRAM) {
         return NO_DATAGRAM_BACK.into();
     }
@@ -331,7 +342,10 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
         }
         FailureKind::WrongOutput => "check what your program prints",
         FailureKind::MissingLog | FailureKind::SendFailed => "see the conversation above",
-        FailureKind::DidNotConnect | FailureKind::NoEndOfStream | FailureKind::WrongPeer => {
+        FailureKind::DidNotConnect
+        | FailureKind::NoEndOfStream
+        | FailureKind::WrongPeer
+        | FailureKind::WrongSource => {
             unreachable!("answered above")
         }
     };

@@ -150,6 +150,7 @@ pub fn book_links() -> Vec<&'static str> {
     let mut links = hints::cause_links();
     links.extend(hints::REPLY_TO_THE_SENDER.see);
     links.extend(hints::NO_DATAGRAM_BACK.see);
+    links.extend(hints::REPLY_FROM_THE_BOUND_SOCKET.see);
     for step in steps() {
         let h = step.hints;
         links.extend(

@@ -152,8 +152,10 @@ pub enum FailureKind {
     /// for the end of it.
     NoEndOfStream,
     /// UDP: a reply went to another address than the one the request came from (another
-    /// client's), or came from another address than the one the request went to.
+    /// client's).
     WrongPeer,
+    /// UDP: a reply came from another address than the one the request went to.
+    WrongSource,
 }
 
 /// A failed step, with everything needed to understand it.
@@ -780,7 +782,7 @@ impl Runner<'_> {
         if from != server {
             self.log(format!("{client} << {shown} (from {from})"));
             let mut failure = StepFailure::new(
-                FailureKind::WrongPeer,
+                FailureKind::WrongSource,
                 what,
                 format!(", from {from}: not the server's address {server}, where the request went"),
             );
