@@ -200,9 +200,14 @@ fn run_client(args: &ClientArgs) -> ExitCode {
             ExitCode::from(EXIT_REFUSED)
         }
         Err(ClientError::NoReply(timeout)) => {
+            // A connected socket would have heard of a port where nothing listens (above).
+            let or_else = if args.unconnected {
+                "or nothing listens there (an unconnected UDP socket is not told)"
+            } else {
+                "or the server did not answer"
+            };
             eprintln!(
-                "error: no reply from {shown_address} within {} s: the datagram or its reply was lost, or \
-                 nothing listens there (an unconnected UDP socket is not told)",
+                "error: no reply from {shown_address} within {} s: the datagram or its reply was lost, {or_else}",
                 timeout.as_secs_f32()
             );
             ExitCode::from(EXIT_NO_REPLY)
