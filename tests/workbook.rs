@@ -424,6 +424,22 @@ fn broken_udp_echo_servers_are_caught_with_the_right_hint() {
     });
 }
 
+/// A TCP server given to the UDP step listens, but binds no UDP socket: the checker waits its
+/// start timeout for one, then says that a UDP socket is what it waits for.
+#[test]
+#[ignore = "slow: waits the checker's whole 10 s start timeout"]
+fn a_tcp_server_checked_as_a_udp_server_is_told_to_bind_a_udp_socket() {
+    let command = py(&fixture("echo_server.py"), &["--port", "{port}"]);
+    let (code, report) = check_json(ANSWERS, "udp-echo-server", &strs(&command));
+    assert_eq!(code, 1, "{report:#}");
+    let text = report.to_string();
+    assert!(
+        text.contains("never bound a UDP socket to the port it was given")
+            && text.contains("SOCK_DGRAM, not a TCP one"),
+        "{report:#}"
+    );
+}
+
 /// The reply that went to another client is shown, and where it went: the report says what a
 /// learner cannot see from their server's side. The book shows this report.
 #[test]

@@ -79,6 +79,11 @@ pub const DID_NOT_LISTEN: &str = "your program must listen on the port the check
      the command where your program reads its port (the examples use --port {port}), and bind to \
      127.0.0.1 (or 0.0.0.0) on that port";
 
+/// For a UDP server that never bound a UDP socket to the port it was given.
+pub const DID_NOT_BIND_UDP: &str = "your program must bind a UDP socket (SOCK_DGRAM, not a TCP one) to the \
+     port the checker gives it: put {port} in the command where your program reads its port (the \
+     examples use --port {port}), and bind to 127.0.0.1 (or 0.0.0.0) on that port";
+
 /// What to tell a learner in the situations every step shares, in the step's own words.
 #[derive(Debug, Clone, Copy)]
 pub struct StepHints {

@@ -641,7 +641,7 @@ fn check_server(
                     return Err(CannotRun(err.message));
                 }
                 Err(err) => {
-                    let (what, hint) = did_not_listen(&err, options);
+                    let (what, hint) = did_not_listen(&err, udp, options);
                     trouble = Some(Trouble {
                         what,
                         stopped_early: false,
@@ -651,7 +651,11 @@ fn check_server(
                         about: scenario.about,
                         step_number: 0,
                         kind: FailureKind::ConnectFailed,
-                        expected: format!("your program to listen on port {port} (given as {{port}})"),
+                        expected: if udp {
+                            format!("your program to bind a UDP socket to port {port} (given as {{port}})")
+                        } else {
+                            format!("your program to listen on port {port} (given as {{port}})")
+                        },
                         got: None,
                         detail: err.message,
                         mismatch: None,
@@ -688,11 +692,21 @@ fn check_server(
 }
 
 /// What to say about a server that did not start listening: for the step, and as the hint.
-fn did_not_listen(err: &StartError, options: &CheckOptions) -> (String, Hint) {
+fn did_not_listen(err: &StartError, udp: bool, options: &CheckOptions) -> (String, Hint) {
     match &err.exit {
         Some(exit) => (
             format!("exited before listening {}", how_it_ended(exit, &err.stderr_tail)),
             hints::exited_before_listening(exit),
+        ),
+        None if udp => (
+            format!(
+                "never bound a UDP socket to the port it was given within {} s",
+                options.start_timeout.as_secs_f32()
+            ),
+            Hint {
+                text: hints::DID_NOT_BIND_UDP.to_string(),
+                see: None,
+            },
         ),
         None => (
             format!(
