@@ -7,6 +7,8 @@
 //! - [`lesson`]: conventions every lesson program keeps (`--host`/`--port`, the `listening on`
 //!   line, one clear line for a failed `bind` or `connect`).
 //! - [`escape`]: showing bytes exactly, so `\r`, `\0` and invalid UTF-8 are visible.
+//! - [`datagram`]: receiving a UDP datagram and learning whether it was cut short
+//!   (`MSG_TRUNC`), and how long it really was (lesson 10).
 //! - [`frame`]: length-prefixed frames (a 4-byte big-endian length, then the payload), for every
 //!   lesson that sends messages over a byte stream.
 //! - [`line_buffer`]: a receive buffer that hands out complete lines with one copy and bounded
@@ -32,6 +34,7 @@
 //!   chapter "Watching the wire".
 
 pub mod checker;
+pub mod datagram;
 pub mod diagram;
 pub mod escape;
 pub mod frame;

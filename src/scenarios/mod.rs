@@ -5,4 +5,5 @@ pub mod echo;
 pub mod frame;
 pub mod kv;
 pub mod time;
+pub mod udp;
 pub mod udp_kv;
