@@ -22,6 +22,8 @@
 //!   client that tries again (lesson 09).
 //! - [`harness`]: start a server, run a scenario against it over real sockets, record the
 //!   transcript. Independent of our lessons, so it checks programs in any language.
+//! - [`practice`]: practice mode around the checker: starters (`workbook new`), progress, and
+//!   `workbook check --watch`.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
 
@@ -33,6 +35,7 @@ pub mod kv;
 pub mod lesson;
 pub mod line_buffer;
 pub mod lockstep;
+pub mod practice;
 pub mod proxy;
 pub mod retry;
 pub mod scenarios;
