@@ -75,6 +75,8 @@ pub const STARTERS: &[Starter] = &[
     starter!("kv-client", "kv_client"),
     starter!("kv-client-robust", "kv_client_robust"),
     starter!("concurrent-kv-server", "kv_server_threads"),
+    starter!("kv-server-idle-timeout", "kv_server_idle"),
+    starter!("kv-server-persistent", "kv_server_persistent"),
 ];
 
 /// The Rust starter's `Cargo.toml`; `{step}` is replaced by the step's name.
