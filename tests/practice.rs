@@ -610,3 +610,41 @@ fn a_kv_server_without_the_steps_option_is_told_so() {
     assert!(trouble.contains("--data-file"), "{report:#}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--watch` on a Rust starter with its own command, `cargo run`: the starter's report, then a
+/// compile error shown as the report, then a solution that passes, each without a key pressed.
+#[test]
+#[ignore = "slow: compiles a crate three times"]
+fn watch_rebuilds_a_rust_starter_and_shows_compile_errors() {
+    let dir = scratch("watch-rust");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("practice-rust-target");
+    new_starter("kv-server", "rust", &dir);
+    let mut checker = workbook()
+        .args(["check", "--watch", "kv-server", "--only", "set-get", "--"])
+        .args(starter("kv-server").unwrap().command(Lang::Rust))
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watching = Watching::new(checker.stdout.take().unwrap());
+    watching.until("not yet implemented");
+    watching.until("watching");
+    let main = dir.join("src/main.rs");
+    let starter_text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        format!("{starter_text}\nfn broken() -> u32 {{ \"no\" }}\n"),
+    )
+    .unwrap();
+    watching.until("`cargo build` in");
+    watching.until("mismatched types");
+    watching.until("watching");
+    std::fs::copy(fixture("kv_server.rs"), &main).unwrap();
+    watching.until("1 of 1 scenarios passed");
+    unsafe { libc::kill(checker.id() as i32, libc::SIGINT) };
+    assert_eq!(checker.wait().unwrap().code(), Some(130));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

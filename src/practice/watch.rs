@@ -6,18 +6,20 @@
 //!   folder `workbook` runs in. Everything below it counts, except `target/`, `.git/`,
 //!   `__pycache__/`, editors' swap and backup files, and the progress file.
 //! - **Debounced**: a save that touches several files (or one file several times) is one run,
-//!   300 ms after the last change.
+//!   300 ms after the last change. Only a file whose time or size changed counts: programs that
+//!   merely read the folder (cargo does at every run) do not start a run.
 //! - **Rust**: when the folder has a `Cargo.toml`, or COMMAND is `cargo ...`, every run starts
 //!   with `cargo build` there; when it fails, its errors are the report.
 //! - **Ctrl-C**: the program under test runs in a process group of its own and is killed by the
 //!   checker's Ctrl-C handler (see `harness::process::kill_all_running`); `cargo build` is in
 //!   ours, and gets the terminal's Ctrl-C itself.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::RecursiveMode};
 
@@ -72,6 +74,31 @@ pub fn ignored(path: &Path, folder: &Path) -> bool {
         || name == "4913" // vim's probe that it may write in the folder
 }
 
+/// Every file under `folder` that counts (see [`ignored`]), with its modification time and size.
+pub fn snapshot(folder: &Path) -> BTreeMap<PathBuf, (Option<SystemTime>, u64)> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![folder.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if ignored(&path, folder) {
+                continue;
+            }
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => todo.push(path),
+                Ok(meta) => {
+                    files.insert(path, (meta.modified().ok(), meta.len()));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    files
+}
+
 /// Runs `cargo build` in `folder`; its output when it fails.
 pub fn cargo_build(folder: &Path) -> Result<(), String> {
     let output = Command::new("cargo")
@@ -101,6 +128,7 @@ pub fn run(command: &[String], check_once: &mut dyn FnMut() -> String) -> Result
         .map_err(|err| format!("cannot watch {}: {err}", folder.display()))?;
     let terminal = std::io::stdout().is_terminal();
     for run in 1.. {
+        let before = snapshot(&folder);
         if terminal {
             // Clear the screen and the scrollback, cursor to the top: only the latest report shows.
             print!("\x1b[2J\x1b[3J\x1b[H");
@@ -120,10 +148,16 @@ pub fn run(command: &[String], check_once: &mut dyn FnMut() -> String) -> Result
             folder.display(),
             if rust { " (rebuilds first)" } else { "" }
         );
-        // Wait for a change that counts.
+        // Wait for a change that counts: a file whose time or size is not what it was when this
+        // run started (so a save during the run counts too). Reading a file is an event as well
+        // (cargo opens Cargo.toml and src/ at every run), which is why the files are compared.
         loop {
             match changes.recv() {
-                Ok(Ok(events)) if events.iter().any(|event| !ignored(&event.path, &folder)) => break,
+                Ok(Ok(events)) if events.iter().any(|event| !ignored(&event.path, &folder)) => {
+                    if snapshot(&folder) != before {
+                        break;
+                    }
+                }
                 Ok(Ok(_)) => continue,
                 Ok(Err(err)) => eprintln!("workbook: watching: {err}"),
                 Err(_) => return Err("the file watcher stopped".to_string()),
