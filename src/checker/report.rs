@@ -248,12 +248,12 @@ pub fn list(steps: &[CheckStep]) -> String {
             step.example
         ));
         out.push_str(&format!(
-            "  {:width$}    or, in Rust: workbook check {} -- cargo run -q -- --port {{port}}\n",
+            "  {:width$}  or   workbook check {} -- cargo run -q -- --port {{port}}   (in a Rust crate)\n",
             "", step.name
         ));
         if crate::practice::starter(step.name).is_some() {
             out.push_str(&format!(
-                "  {:width$}  start from: workbook new {} --lang rust|python DIR\n",
+                "  {:width$}  a starter: workbook new {} --lang rust|python DIR\n",
                 "", step.name
             ));
         }
