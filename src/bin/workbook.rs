@@ -140,6 +140,13 @@ fn main() -> ExitCode {
     code
 }
 
+/// Prints `text` on stdout; a closed stdout (`workbook progress | head -1`) is not an error.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Checks once; returns the exit code and what to print on stdout (the report, then the
 /// progress line). Messages for stderr are printed here.
 fn check_once(
@@ -243,28 +250,30 @@ fn run(action: Action) -> ExitCode {
                     ExitCode::from(2)
                 }
                 Ok(written) => {
+                    let mut said = String::new();
                     for file in &written {
-                        println!("wrote {}", file.display());
+                        said.push_str(&format!("wrote {}\n", file.display()));
                     }
                     let starter = practice::starter(&step).expect("written, so it exists");
                     let command = starter.command(lang).join(" ");
-                    println!(
+                    said.push_str(&format!(
                         "\nNext, in that folder:\n  cd {}\n  workbook check {step} -- {command}\n  \
                          workbook check --watch {step} -- {command}   # again on every save\n\
-                         It fails until you replace the {}s.",
+                         It fails until every {} is replaced.\n",
                         dir.display(),
                         match lang {
-                            Lang::Rust => "todo!()",
-                            Lang::Python => "raise NotImplementedError",
+                            Lang::Rust => "`todo!()`",
+                            Lang::Python => "`raise NotImplementedError`",
                         }
-                    );
+                    ));
+                    say(&said);
                     ExitCode::SUCCESS
                 }
             }
         }
         Action::Progress => {
             let path = progress::path_in(Path::new("."));
-            print!("{}", progress::table(&path, &steps()));
+            say(&progress::table(&path, &steps()));
             ExitCode::SUCCESS
         }
         Action::Grade {
