@@ -66,12 +66,58 @@ fn check_in(dir: &Path, step: &str, args: &[&str], command: &[String]) -> (i32, 
     (output.status.code().unwrap_or(-1), report)
 }
 
-/// The starter's own check command, as its comments give it, with the program's path made
-/// absolute (`python3 kv_server.py` → `python3 DIR/kv_server.py`).
+/// The Python interpreter itself (`sys.executable`) and `-S`, found once: a version manager's
+/// `python3` is often a script that starts it, and the site packages need not load (the
+/// starters and fixtures use the standard library only). Starting Python is most of what these
+/// tests wait for on a busy machine.
+fn python() -> Vec<String> {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let output = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("these tests need python3");
+        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        if path.is_empty() {
+            "python3".to_string()
+        } else {
+            path
+        }
+    });
+    vec![path.clone(), "-S".to_string()]
+}
+
+/// The starter's own check command, as its comments give it (`python3 kv_server.py`), run by
+/// [`python`] with the program's path made absolute.
 fn python_command(step: &str, dir: &Path) -> Vec<String> {
-    let mut command = starter(step).unwrap().command(Lang::Python);
-    command[1] = dir.join(&command[1]).display().to_string();
-    command
+    let command = starter(step).unwrap().command(Lang::Python);
+    assert_eq!(command[0], "python3");
+    let mut run = python();
+    run.push(dir.join(&command[1]).display().to_string());
+    run.extend(command[2..].iter().cloned());
+    run
+}
+
+/// Runs `job` on every item, at most three at a time (each starts Python, once per scenario for
+/// a client step), and returns the results in the items' order.
+fn three_at_a_time<T: Send, R: Send>(items: Vec<T>, job: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate().collect::<Vec<_>>());
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap().pop();
+                    let Some((index, item)) = next else { break };
+                    let result = job(item);
+                    done.lock().unwrap().push((index, result));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap();
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// What stopped a starter: the report's trouble, which must say the program stopped before it
@@ -132,20 +178,14 @@ fn every_step_has_a_starter_in_both_languages() {
 #[test]
 fn every_python_starter_fails_its_step_with_a_clear_report() {
     let root = scratch("python-starters");
-    let runs: Vec<_> = STARTERS
-        .iter()
-        .map(|starter| {
-            let dir = root.join(starter.step);
-            new_starter(starter.step, "python", &dir);
-            std::thread::spawn(move || {
-                let started = Instant::now();
-                let (code, report) = check_in(&dir, starter.step, &[], &python_command(starter.step, &dir));
-                (starter.step, code, report, started.elapsed())
-            })
-        })
-        .collect();
-    for run in runs {
-        let (step, code, report, took) = run.join().unwrap();
+    let runs = three_at_a_time(STARTERS.iter().collect(), |starter| {
+        let dir = root.join(starter.step);
+        new_starter(starter.step, "python", &dir);
+        let started = Instant::now();
+        let (code, report) = check_in(&dir, starter.step, &[], &python_command(starter.step, &dir));
+        (starter.step, code, report, started.elapsed())
+    });
+    for (step, code, report, took) in runs {
         assert_fails_at_the_marker(step, code, &report, "NotImplementedError");
         // A hang guard, not a timing test: a busy machine starts Python slowly, and a client step
         // starts the program once per scenario.
@@ -549,32 +589,26 @@ fn exercise_steps_catch_broken_solutions() {
 fn exercise_cases(cases: Vec<(&'static str, &'static str, &'static str, &'static str)>) {
     let dir = scratch(&format!("exercises-{}", cases.len()));
     let server = fixture("kv_server_threads.py").display().to_string();
-    let runs: Vec<_> = cases
-        .into_iter()
-        .map(|(step, bug, scenario, hint_words)| {
-            let (dir, server) = (dir.clone(), server.clone());
-            std::thread::spawn(move || {
-                let mut command = vec!["python3".to_string(), server, "--port".into(), "{port}".into()];
-                if !bug.is_empty() {
-                    command.extend(["--bug".to_string(), bug.to_string()]);
-                }
-                let only: Vec<&str> = if bug.is_empty() {
-                    vec![]
-                } else {
-                    vec!["--only", scenario]
-                };
-                let (code, report) = check_in(
-                    &dir,
-                    step,
-                    &[&["--no-progress"], only.as_slice()].concat(),
-                    &command,
-                );
-                (step, bug, scenario, hint_words, code, report)
-            })
-        })
-        .collect();
-    for run in runs {
-        let (step, bug, scenario, hint_words, code, report) = run.join().unwrap();
+    let runs = three_at_a_time(cases, |(step, bug, scenario, hint_words)| {
+        let mut command = python();
+        command.extend([server.clone(), "--port".into(), "{port}".into()]);
+        if !bug.is_empty() {
+            command.extend(["--bug".to_string(), bug.to_string()]);
+        }
+        let only: Vec<&str> = if bug.is_empty() {
+            vec![]
+        } else {
+            vec!["--only", scenario]
+        };
+        let (code, report) = check_in(
+            &dir,
+            step,
+            &[&["--no-progress"], only.as_slice()].concat(),
+            &command,
+        );
+        (step, bug, scenario, hint_words, code, report)
+    });
+    for (step, bug, scenario, hint_words, code, report) in runs {
         if bug.is_empty() {
             assert_eq!(code, 0, "{step}, the hidden solution: {report:#}");
             continue;
@@ -598,12 +632,12 @@ fn exercise_cases(cases: Vec<(&'static str, &'static str, &'static str, &'static
 #[test]
 fn a_kv_server_without_the_steps_option_is_told_so() {
     let dir = scratch("no-option");
-    let command = vec![
-        "python3".to_string(),
+    let mut command = python();
+    command.extend([
         fixture("kv_server.py").display().to_string(),
         "--port".into(),
         "{port}".into(),
-    ];
+    ]);
     let (code, report) = check_in(&dir, "kv-server-persistent", &["--no-progress"], &command);
     assert_eq!(code, 1);
     let trouble = report["trouble"]["what"].as_str().unwrap_or_default();

@@ -1,9 +1,10 @@
 //! `workbook check --watch STEP -- COMMAND...`: check again every time the learner saves.
 //!
 //! - **What is watched**: the program's folder. That is the crate's folder when the program is
-//!   a binary under a `target/` folder; otherwise the folder of the first argument of COMMAND
-//!   that is an existing file (`python3 my-kv/kv_server.py` watches `my-kv/`); otherwise the
-//!   folder `workbook` runs in. Everything below it counts, except `target/`, `.git/`,
+//!   a binary under a `target/` folder; otherwise the folder of the first argument after the
+//!   program that is an existing file (`python3 my-kv/kv_server.py` watches `my-kv/`); otherwise
+//!   the folder of the program itself when it is given by its path (`./my_server`); otherwise
+//!   the folder `workbook` runs in (right for `cargo run`). Everything below it counts, except `target/`, `.git/`,
 //!   `__pycache__/`, editors' swap and backup files, and the progress file.
 //! - **Debounced**: a save that touches several files (or one file several times) is one run,
 //!   300 ms after the last change. Only a file whose time or size changed counts: programs that
@@ -32,19 +33,23 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// The folder `--watch` watches for `command` (see the module's documentation).
 pub fn watched_folder(command: &[String]) -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    if let Some(program) = command.first()
-        && program.contains('/')
+    let Some((program, args)) = command.split_first() else {
+        return cwd;
+    };
+    if program.contains('/')
         && let Some(root) = crate_of_binary(Path::new(program))
     {
         return root;
     }
-    command
+    let folder_of = |file: &Path| file.canonicalize().ok()?.parent().map(Path::to_path_buf);
+    // The script an interpreter runs comes after it (`python3 -S my-kv/kv_server.py`); a
+    // program given by its path (`./my_server`) is the file itself.
+    let script = args
         .iter()
         .map(Path::new)
-        .find(|path| (path.components().count() > 1 || path.extension().is_some()) && path.is_file())
-        .and_then(|file| file.canonicalize().ok())
-        .and_then(|file| file.parent().map(Path::to_path_buf))
-        .unwrap_or(cwd)
+        .find(|path| (path.components().count() > 1 || path.extension().is_some()) && path.is_file());
+    let program = Some(Path::new(program)).filter(|path| program.contains('/') && path.is_file());
+    script.or(program).and_then(folder_of).unwrap_or(cwd)
 }
 
 /// Does the program in `folder` need `cargo build` before each check?
@@ -206,6 +211,19 @@ mod tests {
             here.join("tests/fixtures").canonicalize().unwrap()
         );
         assert!(!is_rust(&here.join("tests/fixtures"), &command));
+        // An interpreter given by its path is not the program's folder; the script is.
+        let mut by_path = command.clone();
+        by_path[0] = "/bin/sh".to_string();
+        assert_eq!(
+            watched_folder(&by_path),
+            here.join("tests/fixtures").canonicalize().unwrap()
+        );
+        // A program given by its path, with no file after it: its own folder.
+        let program = here.join("tests/fixtures/kv_server.py").display().to_string();
+        assert_eq!(
+            watched_folder(&[program, "--port".into(), "{port}".into()]),
+            here.join("tests/fixtures").canonicalize().unwrap()
+        );
         assert!(is_rust(here, &["cargo".to_string(), "run".to_string()]));
     }
 }
