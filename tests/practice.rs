@@ -647,11 +647,12 @@ fn a_kv_server_without_the_steps_option_is_told_so() {
 
 /// `--watch` on a Rust starter with its own command, `cargo run`: the starter's report, then a
 /// compile error shown as the report, then a solution that passes, each without a key pressed.
+/// (A target folder of its own: the other Rust test builds a crate of the same name.)
 #[test]
 #[ignore = "slow: compiles a crate three times"]
 fn watch_rebuilds_a_rust_starter_and_shows_compile_errors() {
     let dir = scratch("watch-rust");
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("practice-rust-target");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("practice-watch-rust-target");
     new_starter("kv-server", "rust", &dir);
     let mut checker = workbook()
         .args(["check", "--watch", "kv-server", "--only", "set-get", "--"])
