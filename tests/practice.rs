@@ -683,3 +683,43 @@ fn watch_rebuilds_a_rust_starter_and_shows_compile_errors() {
     assert_eq!(checker.wait().unwrap().code(), Some(130));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The report for a server that forgets its data across a restart, as a learner sees it, for the
+/// book: with the fixture's folder, the interpreter and the timing replaced by stable text.
+#[test]
+fn report_of_a_kv_server_that_forgets_its_data() {
+    let dir = scratch("no-save-report");
+    let mut command = python();
+    command.extend([
+        fixture("kv_server_threads.py").display().to_string(),
+        "--port".into(),
+        "{port}".into(),
+        "--bug".into(),
+        "no-save".into(),
+    ]);
+    let output = workbook()
+        .args(["check", "kv-server-persistent", "--no-progress", "--timeout", "1"])
+        .args(["--only", "set-survives", "--"])
+        .args(&command)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let folder = format!(
+        "{}/",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .display()
+    );
+    let shown_python = format!("{} ", python().join(" "));
+    let timing = regex::Regex::new(r"\(\d+\.\d s\)").unwrap();
+    let text = text.replace(&shown_python, "python3 ").replace(&folder, "");
+    let text = timing.replace_all(&text, "(<seconds>)").into_owned();
+    assert!(
+        text.contains("the server is stopped (SIGTERM) and started again"),
+        "{text}"
+    );
+    insta::assert_snapshot!("report-kv-persistent-no-save", text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
