@@ -10,7 +10,8 @@
 //!   300 ms after the last change. Only a file whose time or size changed counts: programs that
 //!   merely read the folder (cargo does at every run) do not start a run.
 //! - **Rust**: when the folder has a `Cargo.toml`, or COMMAND is `cargo ...`, every run starts
-//!   with `cargo build` there; when it fails, its errors are the report.
+//!   with `cargo build` there (`--release` for a program under `target/release/`); when it
+//!   fails, its errors are the report.
 //! - **Ctrl-C**: the program under test runs in a process group of its own and is killed by the
 //!   checker's Ctrl-C handler (see `harness::process::kill_all_running`); `cargo build` is in
 //!   ours, and gets the terminal's Ctrl-C itself.
@@ -104,10 +105,12 @@ pub fn snapshot(folder: &Path) -> BTreeMap<PathBuf, (Option<SystemTime>, u64)> {
     files
 }
 
-/// Runs `cargo build` in `folder`; its output when it fails.
-pub fn cargo_build(folder: &Path) -> Result<(), String> {
+/// Runs `cargo build` in `folder` (with `--release` when the program is a release build); its
+/// output when it fails.
+pub fn cargo_build(folder: &Path, release: bool) -> Result<(), String> {
     let output = Command::new("cargo")
         .args(["build", "--color", "never"])
+        .args(release.then_some("--release"))
         .current_dir(folder)
         .stdin(Stdio::null())
         .output()
@@ -124,6 +127,9 @@ pub fn cargo_build(folder: &Path) -> Result<(), String> {
 pub fn run(command: &[String], check_once: &mut dyn FnMut() -> String) -> Result<(), String> {
     let folder = watched_folder(command);
     let rust = is_rust(&folder, command);
+    let release = command
+        .first()
+        .is_some_and(|program| program.contains("/release/"));
     let (sender, changes) = mpsc::channel::<DebounceEventResult>();
     let mut debouncer =
         new_debouncer(DEBOUNCE, sender).map_err(|err| format!("cannot watch for changes: {err}"))?;
@@ -140,7 +146,7 @@ pub fn run(command: &[String], check_once: &mut dyn FnMut() -> String) -> Result
         } else if run > 1 {
             println!("\n---- run {run} ----");
         }
-        let report = match rust.then(|| cargo_build(&folder)) {
+        let report = match rust.then(|| cargo_build(&folder, release)) {
             Some(Err(errors)) => format!(
                 "`cargo build` in {} failed, so nothing was checked:\n\n{errors}",
                 folder.display()
