@@ -255,6 +255,12 @@ mod tests {
                 };
                 assert!(text.contains(&check), "{} {name}: no `{check}`", starter.step);
                 assert!(text.contains(&watch), "{} {name}: no `{watch}`", starter.step);
+                let commands_line = format!("{}: {}", starter.step, starter.command(lang).join(" "));
+                assert!(
+                    text.contains(&commands_line),
+                    "{} {name}: no workbook-commands.txt line `{commands_line}`",
+                    starter.step
+                );
                 let marker = match lang {
                     Lang::Rust => "todo!(",
                     Lang::Python => "raise NotImplementedError(",

@@ -9,6 +9,8 @@ Check it, from this folder (`{port}` is typed as it is; the checker fills it in)
     workbook check concurrent-kv-server -- python3 kv_server_threads.py --port {port}
 Check it again on every save:
     workbook check --watch concurrent-kv-server -- python3 kv_server_threads.py --port {port}
+Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+    concurrent-kv-server: python3 kv_server_threads.py --port {port}
 
 Replace every `raise NotImplementedError(...)` with the socket calls it names.
 """

@@ -8,6 +8,8 @@ message to send as the last argument):
     workbook check echo-client -- python3 echo_client.py --port {port}
 Check it again on every save:
     workbook check --watch echo-client -- python3 echo_client.py --port {port}
+Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+    echo-client: python3 echo_client.py --port {port}
 
 Replace every `raise NotImplementedError(...)` with the socket calls it names.
 """

@@ -7,6 +7,8 @@ Check it, from this folder (`{port}` is typed as it is; the checker fills it in)
     workbook check echo-server -- python3 echo_server.py --port {port}
 Check it again on every save:
     workbook check --watch echo-server -- python3 echo_server.py --port {port}
+Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+    echo-server: python3 echo_server.py --port {port}
 
 Replace every `raise NotImplementedError(...)` with the socket calls it names.
 """

@@ -8,6 +8,8 @@
 //!     workbook check kv-client-robust -- cargo run -q -- --port {port}
 //! Check it again on every save (it rebuilds first):
 //!     workbook check --watch kv-client-robust -- cargo run -q -- --port {port}
+//! Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+//!     kv-client-robust: cargo run -q -- --port {port}
 //!
 //! Replace every `todo!(...)` with the socket calls it names.
 

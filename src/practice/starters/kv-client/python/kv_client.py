@@ -8,6 +8,8 @@ command's words, like `SET a 1`, at the end):
     workbook check kv-client -- python3 kv_client.py --port {port}
 Check it again on every save:
     workbook check --watch kv-client -- python3 kv_client.py --port {port}
+Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+    kv-client: python3 kv_client.py --port {port}
 
 Replace every `raise NotImplementedError(...)` with the socket calls it names.
 """

@@ -10,6 +10,8 @@ Check it, from this folder (`{port}` is typed as it is; the checker fills it in,
     workbook check kv-server-idle-timeout -- python3 kv_server_idle.py --port {port}
 Check it again on every save:
     workbook check --watch kv-server-idle-timeout -- python3 kv_server_idle.py --port {port}
+Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+    kv-server-idle-timeout: python3 kv_server_idle.py --port {port}
 
 Replace every `raise NotImplementedError(...)` with the socket calls it names.
 """

@@ -9,6 +9,8 @@
 //!     workbook check kv-server-persistent -- cargo run -q -- --port {port}
 //! Check it again on every save (it rebuilds first):
 //!     workbook check --watch kv-server-persistent -- cargo run -q -- --port {port}
+//! Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+//!     kv-server-persistent: cargo run -q -- --port {port}
 //!
 //! Replace every `todo!(...)` with the socket calls it names.
 

@@ -7,6 +7,8 @@
 //!     workbook check time-server -- cargo run -q -- --port {port}
 //! Check it again on every save (it rebuilds first):
 //!     workbook check --watch time-server -- cargo run -q -- --port {port}
+//! Its line in a class's `workbook-commands.txt` (the book's "Teaching a class"):
+//!     time-server: cargo run -q -- --port {port}
 //!
 //! Replace every `todo!(...)` with the socket calls it names.
 
