@@ -28,6 +28,8 @@
 //!   transcript. Independent of our lessons, so it checks programs in any language.
 //! - [`diagram`]: the book's figures as SVG: sequence diagrams drawn from the recorded
 //!   transcripts, a few hand-made ones, and plots of the benchmark (`workbook diagrams`).
+//! - [`practice`]: practice mode around the checker: starters (`workbook new`), progress, and
+//!   `workbook check --watch`.
 //! - [`scenarios`]: the scenarios themselves, one module per lesson. One scenario drives the
 //!   lesson's test, produces the transcript the book shows, and checks a learner's solution.
 //! - [`wire`]: packets on loopback, captured with `tcpdump` and written as stable tokens, for the
@@ -43,6 +45,7 @@ pub mod kv;
 pub mod lesson;
 pub mod line_buffer;
 pub mod lockstep;
+pub mod practice;
 pub mod proxy;
 pub mod retry;
 pub mod scenarios;

@@ -4,19 +4,24 @@
 //! ```text
 //! cargo run --bin workbook -- list
 //! cargo run --bin workbook -- check kv-server -- python3 kv_server.py --port {port}
+//! cargo run --bin workbook -- new kv-server --lang rust ~/my-kv
+//! cargo run --bin workbook -- check --watch kv-server -- cargo run -q -- --port {port}
+//! cargo run --bin workbook -- progress
 //! cargo run --bin workbook -- grade submissions/
 //! cargo run --bin workbook -- proxy --to 127.0.0.1:65433 --slice 1
 //! cargo run --bin workbook -- diagrams            # redraw the book's figures
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use socket_workbook::checker::CheckStep;
 use socket_workbook::checker::grade::{self, COMMANDS_FILE, GradeOptions};
 use socket_workbook::checker::{CheckOptions, check, find_step, report, steps};
 use socket_workbook::harness::process::{kill_all_running, wait_if_interrupted};
+use socket_workbook::practice::{self, Lang, progress, stale, watch};
 use socket_workbook::proxy::ProxyArgs;
 
 #[derive(Parser)]
@@ -50,10 +55,30 @@ enum Action {
         /// answers, a client that never exits); by default the rest are then not run.
         #[arg(long)]
         no_fail_fast: bool,
+        /// Check again every time a file in your program's folder changes (for Rust, after
+        /// `cargo build`); Ctrl-C stops.
+        #[arg(long)]
+        watch: bool,
+        /// Do not record the result in `.workbook-progress.json` in this folder (also:
+        /// WORKBOOK_NO_PROGRESS=1 in the environment).
+        #[arg(long)]
+        no_progress: bool,
         /// Your program and its arguments; `{port}` is replaced by the port to use.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Write a starter for a step into a folder of yours: `workbook new kv-server --lang python my-kv`.
+    New {
+        /// The step (see `workbook list`).
+        step: String,
+        /// The starter's language: rust (a Cargo crate with no dependencies) or python.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// The folder to write it into (created if needed) [default: the step's name].
+        dir: Option<PathBuf>,
+    },
+    /// Show which steps you have passed, as recorded in `.workbook-progress.json` in this folder.
+    Progress,
     /// Check every student's folder in DIR (each with a `workbook-commands.txt`) and print a table.
     Grade {
         /// The folder with one sub-folder per student.
@@ -160,6 +185,55 @@ fn diagrams(check: bool, root: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// Prints `text` on stdout; a closed stdout (`workbook progress | head -1`) is not an error.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Checks once; returns the exit code and what to print on stdout (the report, then the
+/// progress line). Messages for stderr are printed here.
+fn check_once(
+    step: &CheckStep,
+    command: &[String],
+    options: &CheckOptions,
+    json: bool,
+    record: bool,
+) -> (ExitCode, String) {
+    match check(step, command, options) {
+        Err(why) => {
+            eprintln!("workbook: could not run the check: {why}");
+            (ExitCode::from(2), String::new())
+        }
+        Ok(result) => {
+            let mut text = if json {
+                format!("{:#}\n", report::json(&result))
+            } else {
+                report::text(&result)
+            };
+            if record && result.total() > 0 {
+                let path = progress::path_in(Path::new("."));
+                match progress::record(&path, &result, options.only.as_deref()) {
+                    // The JSON stays one document on stdout; the line goes to stderr there.
+                    Ok(()) if json => eprint!("{}", progress::summary_line(&path, &steps())),
+                    Ok(()) => text.push_str(&progress::summary_line(&path, &steps())),
+                    Err(err) => eprintln!("workbook: could not record progress in {}: {err}", path.display()),
+                }
+            }
+            let code = if result.total() == 0 {
+                eprintln!("workbook: no scenario matched --only");
+                ExitCode::from(2)
+            } else if result.all_passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+            (code, text)
+        }
+    }
+}
+
 fn run(action: Action) -> ExitCode {
     match action {
         Action::Proxy(args) => socket_workbook::proxy::cli::run(&args),
@@ -174,6 +248,8 @@ fn run(action: Action) -> ExitCode {
             timeout,
             only,
             no_fail_fast,
+            watch,
+            no_progress,
             command,
         } => {
             let Some(step) = find_step(&step) else {
@@ -186,27 +262,65 @@ fn run(action: Action) -> ExitCode {
                 fail_fast: !no_fail_fast,
                 ..CheckOptions::default()
             };
-            match check(&step, &command, &options) {
+            let record =
+                !no_progress && std::env::var_os("WORKBOOK_NO_PROGRESS").is_none_or(|v| v.is_empty());
+            if watch {
+                let mut once = || check_once(&step, &command, &options, json, record).1;
+                return match watch::run(&command, &mut once) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(why) => {
+                        eprintln!("workbook: {why}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            if let Some(warning) = command
+                .first()
+                .and_then(|program| stale::stale_binary_warning(program))
+            {
+                eprintln!("{warning}");
+            }
+            let (code, text) = check_once(&step, &command, &options, json, record);
+            print!("{text}");
+            code
+        }
+        Action::New { step, lang, dir } => {
+            let Some(lang) = Lang::parse(&lang) else {
+                eprintln!("workbook: no starters in {lang:?}; --lang rust or --lang python");
+                return ExitCode::from(2);
+            };
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&step));
+            match practice::write_starter(&step, lang, &dir) {
                 Err(why) => {
-                    eprintln!("workbook: could not run the check: {why}");
+                    eprintln!("workbook: {why}");
                     ExitCode::from(2)
                 }
-                Ok(result) => {
-                    if json {
-                        println!("{:#}", report::json(&result));
-                    } else {
-                        print!("{}", report::text(&result));
+                Ok(written) => {
+                    let mut said = String::new();
+                    for file in &written {
+                        said.push_str(&format!("wrote {}\n", file.display()));
                     }
-                    if result.total() == 0 {
-                        eprintln!("workbook: no scenario matched --only");
-                        ExitCode::from(2)
-                    } else if result.all_passed() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
+                    let starter = practice::starter(&step).expect("written, so it exists");
+                    let command = starter.command(lang).join(" ");
+                    said.push_str(&format!(
+                        "\nNext, in that folder:\n  cd {}\n  workbook check {step} -- {command}\n  \
+                         workbook check --watch {step} -- {command}   # again on every save\n\
+                         It fails until every {} is replaced.\n",
+                        dir.display(),
+                        match lang {
+                            Lang::Rust => "`todo!()`",
+                            Lang::Python => "`raise NotImplementedError`",
+                        }
+                    ));
+                    say(&said);
+                    ExitCode::SUCCESS
                 }
             }
+        }
+        Action::Progress => {
+            let path = progress::path_in(Path::new("."));
+            say(&progress::table(&path, &steps()));
+            ExitCode::SUCCESS
         }
         Action::Grade {
             dir,

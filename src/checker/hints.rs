@@ -184,6 +184,17 @@ pub const FRAME_SERVER: StepHints = StepHints {
     no_end_of_stream: NOT_A_CLIENT,
 };
 
+/// A kv-server with an idle timeout: a connection closed after an answer was most likely cut by
+/// a timer that did not start again when the client spoke.
+pub const KV_SERVER_IDLE_TIMEOUT: StepHints = StepHints {
+    closed_after_answer: advice_and_see(
+        "your program closed a connection that was not idle: the idle time counts from the client's last \
+         bytes, not from when it connected, so start the clock again after every read that returned data",
+        "08-kv-server-events.md#exercises",
+    ),
+    ..KV_SERVER
+};
+
 pub const KV_SERVER: StepHints = StepHints {
     crashed: advice_and_see(
         "bad input from the network must get an error reply, never end the program",

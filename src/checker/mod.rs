@@ -152,7 +152,62 @@ pub fn steps() -> Vec<CheckStep> {
             kind: StepKind::Client(scenarios::udp_kv::client_all),
             hints: hints::UDP_KV_CLIENT,
         },
+        CheckStep {
+            name: "kv-server-idle-timeout",
+            lessons: &[],
+            expects: "a kv-server that takes --idle-timeout SECONDS (the checker gives --idle-timeout 1) and closes a \
+                      connection that has sent nothing for that long (an error line first is allowed); an active client stays",
+            example: "python3 kv_server_idle.py --port {port}",
+            kind: StepKind::Server(scenarios::exercises::idle_timeout_all),
+            hints: hints::KV_SERVER_IDLE_TIMEOUT,
+        },
+        CheckStep {
+            name: "kv-server-persistent",
+            lessons: &[],
+            expects: "a kv-server that takes --data-file PATH (the checker gives a file in a fresh folder, absent at \
+                      first) and keeps its store there: after a stop (SIGTERM) and a start with the same arguments, the data is back",
+            example: "python3 kv_server_persistent.py --port {port}",
+            kind: StepKind::Server(scenarios::exercises::persistent_all),
+            hints: hints::KV_SERVER,
+        },
     ]
+}
+
+/// For a step no lesson implements (a chapter's exercise): where the book asks for it.
+pub fn exercise_of(step: &str) -> Option<&'static str> {
+    match step {
+        "kv-server-idle-timeout" => Some("the exercise \"An idle timeout\" of lessons 07 and 08"),
+        "kv-server-persistent" => Some("the exercise \"Persistence\" of lesson 05"),
+        _ => None,
+    }
+}
+
+/// The arguments the checker adds to a server's command for one scenario of `step` (the
+/// settings the step fixes); `scratch` is an empty folder of that scenario's own.
+pub fn added_arguments(step: &str, scratch: &std::path::Path) -> Vec<String> {
+    match step {
+        "kv-server-idle-timeout" => scenarios::exercises::IDLE_TIMEOUT_ARGS.map(String::from).to_vec(),
+        "kv-server-persistent" => scenarios::exercises::data_file_args(&scratch.join("kv-data")),
+        _ => Vec::new(),
+    }
+}
+
+/// An empty folder for one scenario, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, CannotRun> {
+        let dir = std::env::temp_dir().join(format!("workbook-{}-{:x}", std::process::id(), random()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| CannotRun(format!("could not create a folder in {}: {err}", dir.display())))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Every section of the book a hint links to (`chapter.md#heading`), each once: the steps'
@@ -627,6 +682,9 @@ fn check_server(
         } else {
             // A fresh copy of the program for every scenario: each one starts from an empty
             // store and from nobody connected.
+            let scratch = Scratch::new()?;
+            let mut command = command.to_vec();
+            command.extend(added_arguments(step.name, &scratch.0));
             let mut tries = 0;
             let udp = scenario.uses_datagrams();
             let (port, started) = loop {
@@ -637,7 +695,7 @@ fn check_server(
                     Readiness::PortListening(port)
                 };
                 let started = ServerProcess::start(
-                    command_for(command, port, options),
+                    command_for(&command, port, options),
                     readiness,
                     options.start_timeout,
                 );

@@ -234,16 +234,29 @@ pub fn list(steps: &[CheckStep]) -> String {
             StepKind::Server(_) => "server",
             StepKind::Client(_) => "client",
         };
+        let like = match super::exercise_of(step.name) {
+            Some(exercise) => exercise.to_string(),
+            None => format!("like lesson {}", step.lessons.join(" or ")),
+        };
         out.push_str(&format!(
-            "  {:width$}  {} ({kind}, like lesson {}; {} scenarios)\n  {:width$}  e.g. workbook check {} -- {}\n",
+            "  {:width$}  {} ({kind}, {like}; {} scenarios)\n  {:width$}  e.g. workbook check {} -- {}\n",
             step.name,
             step.expects,
-            step.lessons.join(" or "),
             step.scenario_count(),
             "",
             step.name,
             step.example
         ));
+        out.push_str(&format!(
+            "  {:width$}  or   workbook check {} -- cargo run -q -- --port {{port}}   (in a Rust crate)\n",
+            "", step.name
+        ));
+        if crate::practice::starter(step.name).is_some() {
+            out.push_str(&format!(
+                "  {:width$}  a starter: workbook new {} --lang rust|python DIR\n",
+                "", step.name
+            ));
+        }
     }
     out
 }

@@ -131,7 +131,54 @@ pub struct ServerProcess {
     exit_status: Option<ExitStatus>,
     /// How long a killed program gets to clean up after SIGTERM before SIGKILL.
     pub grace: Duration,
+    /// How it was started, so that [`ServerProcess::restart`] can start it again.
+    again: StartAgain,
 }
+
+/// A program's command line, folder, environment and readiness: enough to start it again.
+struct StartAgain {
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    dir: Option<std::path::PathBuf>,
+    envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
+    readiness: Readiness,
+    timeout: Duration,
+}
+
+impl StartAgain {
+    fn of(command: &Command, readiness: Readiness, timeout: Duration) -> StartAgain {
+        StartAgain {
+            program: command.get_program().to_owned(),
+            args: command.get_args().map(ToOwned::to_owned).collect(),
+            dir: command.get_current_dir().map(ToOwned::to_owned),
+            envs: command
+                .get_envs()
+                .map(|(key, value)| (key.to_owned(), value.map(ToOwned::to_owned)))
+                .collect(),
+            readiness,
+            timeout,
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        for (key, value) in &self.envs {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+    }
+}
+
+/// How long a program stopped by [`ServerProcess::restart`] gets after SIGTERM: enough to save
+/// its data on the way out.
+pub const RESTART_GRACE: Duration = Duration::from_secs(2);
 
 impl ServerProcess {
     /// Starts `command` (with its arguments already set) and waits up to `timeout` for it to be
@@ -149,6 +196,7 @@ impl ServerProcess {
             // (`sh -c "python3 server.py"` is two processes).
             .process_group(0);
         let program = format!("{command:?}");
+        let again = StartAgain::of(&command, readiness, timeout);
         // Spawn and register while holding the registry's lock: a Ctrl-C handler that runs
         // `kill_all_running` meanwhile waits for the lock, and then sees this program too.
         let mut child: Child = {
@@ -199,6 +247,7 @@ impl ServerProcess {
             exited,
             exit_status: None,
             grace: Duration::from_millis(500),
+            again,
         };
         server.addr = match readiness {
             Readiness::ListeningLine => server.wait_for_listening_line(timeout)?,
@@ -207,6 +256,20 @@ impl ServerProcess {
             Readiness::Started => server.addr,
         };
         Ok(server)
+    }
+
+    /// Stops the program (SIGTERM, then SIGKILL after [`RESTART_GRACE`]) and starts it again
+    /// with the same command line, folder and environment, waiting until it is ready as the
+    /// first time. What the first run printed is kept, before what the second prints.
+    pub fn restart(&mut self) -> Result<(), StartError> {
+        self.grace = self.grace.max(RESTART_GRACE);
+        self.kill();
+        let mut next = ServerProcess::start(self.again.command(), self.again.readiness, self.again.timeout)?;
+        let earlier = std::mem::take(&mut self.output.state.lock().unwrap().lines);
+        next.output.state.lock().unwrap().lines.splice(0..0, earlier);
+        // The stopped program's readers finish as its pipes close, when `self` is dropped.
+        std::mem::swap(self, &mut next);
+        Ok(())
     }
 
     /// The address the server listens on.

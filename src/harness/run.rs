@@ -440,6 +440,31 @@ impl Runner<'_> {
                 self.connections.retain(|(name, _)| name != client);
                 self.log(format!("{client} closes"));
             }
+            Step::RestartServer => {
+                // The clients close first, so that the closed connections wait out TIME_WAIT on
+                // our side, not on the port the program binds again.
+                self.connections.clear();
+                self.log(
+                    "the server is stopped (SIGTERM) and started again with the same arguments".to_string(),
+                );
+                self.server.restart().map_err(|err| {
+                    let mut why = err.message;
+                    if let Some(exit) = err.exit {
+                        why.push_str(&format!(" ({exit})"));
+                    }
+                    if !err.stderr_tail.is_empty() {
+                        why.push_str(&format!(
+                            "; its stderr ended with: {}",
+                            err.stderr_tail.join(" / ")
+                        ));
+                    }
+                    StepFailure::new(
+                        FailureKind::ConnectFailed,
+                        "your program to start again and listen",
+                        why,
+                    )
+                })?;
+            }
             Step::ServerLogs(text) => {
                 if self.options.check_logs && !self.server.wait_for_output(text, timeout) {
                     return Err(StepFailure::new(

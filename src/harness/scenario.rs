@@ -412,6 +412,10 @@ pub enum Step {
     StopReading(Client),
     /// Close this client's connection.
     Close(Client),
+    /// Stop the server program (SIGTERM, then SIGKILL after a grace period) and start it again
+    /// with the same arguments; every connection is closed first, by the client. For a server
+    /// that must keep its data (`kv-server-persistent`).
+    RestartServer,
     /// The server program must exit by itself, with this exit code if one is given.
     ServerExits(Option<i32>),
     /// The server program must still be running after the read timeout. (Only useful as an
@@ -455,7 +459,9 @@ impl Step {
             | Step::SendDatagram(c, _)
             | Step::ReceiveDatagram(c, _)
             | Step::ExpectNoDatagram(c, _) => Some(c),
-            Step::ServerExits(_) | Step::ServerKeepsRunning | Step::ServerLogs(_) => None,
+            Step::ServerExits(_) | Step::ServerKeepsRunning | Step::ServerLogs(_) | Step::RestartServer => {
+                None
+            }
             Step::Either(paths) => paths
                 .first()
                 .and_then(|path| path.steps.first())
@@ -638,6 +644,12 @@ impl Scenario {
 
     pub fn server_exits(mut self, code: Option<i32>) -> Self {
         self.steps.push(Step::ServerExits(code));
+        self
+    }
+
+    /// Restart the server, its connections closed first (see [`Step::RestartServer`]).
+    pub fn restart_server(mut self) -> Self {
+        self.steps.push(Step::RestartServer);
         self
     }
 

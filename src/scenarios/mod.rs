@@ -2,6 +2,7 @@
 
 pub mod concurrency;
 pub mod echo;
+pub mod exercises;
 pub mod frame;
 pub mod kv;
 pub mod time;
