@@ -264,6 +264,7 @@ fn our_own_lessons_pass_every_step() {
                 "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
                 "08_kv_server_events" => &[env!("CARGO_BIN_EXE_08_kv_server_events")],
                 "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
+                "12_kv_server_epoll" => &[env!("CARGO_BIN_EXE_12_kv_server_epoll")],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));
