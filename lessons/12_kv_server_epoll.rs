@@ -63,8 +63,7 @@ mod linux {
     use clap::Parser;
     use socket_workbook::kv::{Command, MAX_LINE, Reply, Store};
     use socket_workbook::lesson::{
-        self, ACCEPT_PAUSE, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, Deadline, ListenArgs,
-        ManyClientsArgs,
+        self, ACCEPT_PAUSE, ConnectionLog, DRAIN_LIMIT, DRAIN_TIMEOUT, Deadline, ListenArgs, ManyClientsArgs,
     };
     use socket_workbook::line_buffer::LineBuffer;
     use socket_workbook::log_error;
@@ -290,7 +289,12 @@ mod linux {
             // SAFETY: `events` is a valid array of `events.len()` structs, which the kernel
             // writes to during the call only.
             let ready = unsafe {
-                libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout)
+                libc::epoll_wait(
+                    self.0.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout,
+                )
             };
             if ready < 0 {
                 let err = io::Error::last_os_error();
@@ -443,7 +447,11 @@ mod linux {
                 .draining
                 .iter()
                 .copied()
-                .filter(|&slot| slots[slot].as_ref().is_some_and(|client| client.drain_time_is_up(now)))
+                .filter(|&slot| {
+                    slots[slot]
+                        .as_ref()
+                        .is_some_and(|client| client.drain_time_is_up(now))
+                })
                 .collect();
             for slot in expired {
                 if let Some(client) = &self.slots[slot] {
@@ -456,10 +464,13 @@ mod linux {
         /// The nearest moment the loop must wake up even if no socket is ready. Only the
         /// draining clients are looked at, not all of them.
         fn next_deadline(&self) -> Option<Instant> {
-            let draining = self.draining.iter().filter_map(|&slot| match self.slots[slot].as_ref()?.phase {
-                Phase::Draining { until, .. } => Some(until.instant()),
-                _ => None,
-            });
+            let draining = self
+                .draining
+                .iter()
+                .filter_map(|&slot| match self.slots[slot].as_ref()?.phase {
+                    Phase::Draining { until, .. } => Some(until.instant()),
+                    _ => None,
+                });
             draining.chain(self.accept_paused_until).min()
         }
 
@@ -529,7 +540,10 @@ mod linux {
                     self.slots.len() - 1
                 });
                 // Registered once, for reading; changed only when its interest changes.
-                if let Err(err) = self.epoll.add(client.conn.as_raw_fd(), client.registered, token_of(slot)) {
+                if let Err(err) = self
+                    .epoll
+                    .add(client.conn.as_raw_fd(), client.registered, token_of(slot))
+                {
                     log.line(&format!("could not set up the connection from {peer}: {err}"));
                     self.free_slots.push(slot);
                     continue;

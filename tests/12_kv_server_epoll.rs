@@ -131,7 +131,9 @@ fn a_flooding_client_does_not_starve_another() {
     }
     let mut other = Connection::connect(addr, TIMEOUT).unwrap();
     for i in 0..50 {
-        other.send(format!("SET k{i} v{i}\nGET k{i}\n").as_bytes()).unwrap();
+        other
+            .send(format!("SET k{i} v{i}\nGET k{i}\n").as_bytes())
+            .unwrap();
         assert_eq!(other.read_line(TIMEOUT, 1024).bytes, b"OK\n", "round trip {i}");
         assert_eq!(other.read_line(TIMEOUT, 1024).bytes, format!("v{i}\n").as_bytes());
     }
@@ -220,9 +222,9 @@ fn running_out_of_descriptors_pauses_accepting_without_spinning() {
 
     let output = server.finish();
     assert!(
-        output
-            .iter()
-            .any(|line| line.text.contains("--max-connections needs about 1016 file descriptors")),
+        output.iter().any(|line| line
+            .text
+            .contains("--max-connections needs about 1016 file descriptors")),
         "no warning about the descriptor limit: {output:?}"
     );
     let errors = output
