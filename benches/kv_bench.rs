@@ -1,16 +1,18 @@
-//! # kv_bench: lessons 07 and 08 against Redis, under the same load
+//! # kv_bench: lessons 07, 08 and 12 against Redis, under the same load
 //!
 //! ```text
 //! cargo bench --bench kv_bench                                # 50 connections, pipeline 1 and 16
 //! cargo bench --bench kv_bench -- --duration 10 --pipeline 1,4,16,64
 //! cargo bench --bench kv_bench -- --lessons 08             # only lesson 08 (and Redis)
+//! cargo bench --bench kv_bench -- --lessons 08,12 --idle 0,10000   # also with 10,000 idle clients
 //! cargo bench --bench kv_bench -- --json results.json      # also write the results as JSON
 //! cargo bench --bench kv_bench -- --record benches/results # keep a dated text + JSON recording
 //! cargo bench --bench kv_bench -- --help
 //! ```
 //!
-//! The benchmark starts `07_kv_server_threads` (a thread per connection) and `08_kv_server_events`
-//! (one thread, an event loop), the release builds cargo made for this bench, with
+//! The benchmark starts `07_kv_server_threads` (a thread per connection), `08_kv_server_events`
+//! (one thread, an event loop on `poll`) and `12_kv_server_epoll` (the same on `epoll`, Linux),
+//! those given to `--lessons`, the release builds cargo made for this bench, with
 //! `--quiet --port 0`; and, when `redis-server` is on the PATH, a Redis on a free port with
 //! persistence off (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on
 //! macOS). It runs the same load against each, one after the other: our servers in our text
@@ -48,6 +50,14 @@
 //! The ratio of a lesson to Redis in RESP is the project's goal figure: it compares with Redis as
 //! its clients use it. The ratio to Redis inline is printed beside it, in parentheses.
 //!
+//! # Idle connections
+//! `--idle N` (a comma-separated list, default 0) opens N connections to a server before its
+//! runs, which stay open and send nothing while the busy ones are measured; then closes them. The
+//! servers are started with room for them (`--max-connections` for ours, `--maxclients` for
+//! Redis), and the benchmark raises its own open-file limit. It reads each server's resident
+//! memory (`VmRSS` in `/proc/PID/status`) before and after opening them and prints the growth
+//! per idle connection.
+//!
 //! # Results files
 //! `--json PATH` writes the results in a machine-readable form; `--record DIR` writes
 //! `DIR/kv_bench-<date>.txt` (the command line, then the printed output) and
@@ -80,7 +90,7 @@ use socket_workbook::harness::{self, Readiness, ServerProcess};
 
 /// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
 /// the lesson number, the program's name, and its path.
-const LESSONS: [(&str, &str, &str); 2] = [
+const LESSONS: [(&str, &str, &str); 3] = [
     (
         "07",
         "07_kv_server_threads",
@@ -91,7 +101,19 @@ const LESSONS: [(&str, &str, &str); 2] = [
         "08_kv_server_events",
         env!("CARGO_BIN_EXE_08_kv_server_events"),
     ),
+    (
+        "12",
+        "12_kv_server_epoll",
+        env!("CARGO_BIN_EXE_12_kv_server_epoll"),
+    ),
 ];
+
+/// The most idle connections `--idle` opens (a server needs a descriptor for each, and so do we).
+const MAX_IDLE: usize = 90_000;
+
+/// Idle connections are opened in batches of this many; after each, one round trip makes sure
+/// the server has accepted them, so the listen backlog never overflows.
+const IDLE_BATCH: usize = 500;
 
 /// The results file's schema name and version (see `benches/results/README.md`).
 const SCHEMA: &str = "socket-workbook/bench-results";
@@ -124,9 +146,13 @@ struct Args {
     /// Threads in the load generator; the connections are divided among them.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (event loop).
-    #[arg(long, value_delimiter = ',', default_value = "07,08")]
+    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (poll), 12 (epoll).
+    #[arg(long, value_delimiter = ',', default_value = "07,08,12")]
     lessons: Vec<String>,
+    /// Idle connections held open during the runs, comma-separated: every server is measured
+    /// with each number in turn (see "Idle connections").
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    idle: Vec<usize>,
     /// Only run against our servers, even if redis-server is installed.
     #[arg(long)]
     no_redis: bool,
@@ -212,7 +238,12 @@ fn validate(args: &Args, started: &chrono::DateTime<chrono::Local>) -> Result<Op
         .find(|l| !LESSONS.iter().any(|(n, _, _)| n == l))
     {
         return Err(format!(
-            "--lessons: there is no lesson {unknown} to run; choose from 07, 08"
+            "--lessons: there is no lesson {unknown} to run; choose from 07, 08, 12"
+        ));
+    }
+    if args.idle.is_empty() || args.idle.iter().any(|&n| n > MAX_IDLE) {
+        return Err(format!(
+            "--idle: give numbers of idle connections up to {MAX_IDLE}"
         ));
     }
     if args.value_size == 0 || args.value_size > 1024 {
@@ -296,61 +327,84 @@ fn run(
     ));
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
-    for &depth in &args.pipeline {
-        // (index in `servers`, protocol, ops/s) of every run at this depth.
-        let mut measured: Vec<(usize, Protocol, f64)> = Vec::new();
+    for &idle in &args.idle {
+        // (depth, index in `servers`, protocol, ops/s) of every run with this many idle clients.
+        let mut measured: Vec<(usize, usize, Protocol, f64)> = Vec::new();
         for (index, server) in servers.iter().enumerate() {
-            for &protocol in &server.protocols {
-                let load_at_start = read_load_average();
-                let result = measure(server, protocol, &workload, args, depth)?;
-                report.say(format!(
-                    "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10} {:>10}",
-                    depth,
-                    server.label(),
-                    protocol.label(),
-                    group_thousands(result.ops_per_second().round() as u64),
-                    format_latency(result.percentile(50.0)),
-                    format_latency(result.percentile(99.0)),
-                    format!("{:.2} cores", result.server_cpu),
-                    format!("{:.2} cores", result.client_cpu),
-                    result
-                        .other_cpu
-                        .map_or_else(|| "-".to_string(), |cores| format!("{cores:.2} cores")),
-                ));
-                runs.push(run_json(server, protocol, depth, args, load_at_start, &result));
-                measured.push((index, protocol, result.ops_per_second()));
+            let (idle_streams, memory) = hold_idle_connections(server, idle)?;
+            if let Some(memory) = &memory {
+                report.say(memory.line(&server.label(), idle));
             }
+            for &depth in &args.pipeline {
+                for &protocol in &server.protocols {
+                    let load_at_start = read_load_average();
+                    let result = measure(server, protocol, &workload, args, depth)?;
+                    report.say(format!(
+                        "{:>8}  {:<22} {:<8} {:>12} {:>10} {:>10}  {:>10} {:>10} {:>10}",
+                        depth,
+                        server.label(),
+                        protocol.label(),
+                        group_thousands(result.ops_per_second().round() as u64),
+                        format_latency(result.percentile(50.0)),
+                        format_latency(result.percentile(99.0)),
+                        format!("{:.2} cores", result.server_cpu),
+                        format!("{:.2} cores", result.client_cpu),
+                        result
+                            .other_cpu
+                            .map_or_else(|| "-".to_string(), |cores| format!("{cores:.2} cores")),
+                    ));
+                    let mut run = run_json(server, protocol, depth, args, load_at_start, &result);
+                    run["idle_connections"] = json!(idle);
+                    if let Some(memory) = &memory {
+                        run["rss_kib_before_idle"] = json!(memory.before_kib);
+                        run["rss_kib_with_idle"] = json!(memory.with_idle_kib);
+                        run["rss_bytes_per_idle_connection"] = json!(memory.bytes_per_connection(idle));
+                    }
+                    runs.push(run);
+                    measured.push((depth, index, protocol, result.ops_per_second()));
+                }
+            }
+            drop(idle_streams);
         }
-        // One line per lesson, the goal figure first: "ratio 08/Redis-RESP  1.05  (08/Redis-inline 1.23)".
-        let redis = |wanted: Protocol| {
-            measured
-                .iter()
-                .find(|&&(index, protocol, _)| servers[index].lesson.is_none() && protocol == wanted)
-                .map(|&(index, _, ops)| (&servers[index], ops))
-        };
-        for &(index, protocol, ops) in &measured {
-            let Some(lesson) = servers[index].lesson else {
-                continue;
+        // One line per lesson and depth, the goal figure first:
+        // "ratio 08/Redis-RESP  1.05  (08/Redis-inline 1.23)".
+        for &depth in &args.pipeline {
+            let redis = |wanted: Protocol| {
+                measured
+                    .iter()
+                    .find(|&&(d, index, protocol, _)| {
+                        d == depth && servers[index].lesson.is_none() && protocol == wanted
+                    })
+                    .map(|&(_, index, _, ops)| (&servers[index], ops))
             };
-            let mut figures = Vec::new();
-            for against in [Protocol::Resp, Protocol::Inline] {
-                let Some((redis_server, redis_ops)) = redis(against) else {
+            for &(_, index, protocol, ops) in measured.iter().filter(|m| m.0 == depth) {
+                let Some(lesson) = servers[index].lesson else {
                     continue;
                 };
-                let ratio = ops / redis_ops;
-                figures.push((against, ratio));
-                ratios.push(json!({
-                    "depth": depth,
-                    "connections": args.connections,
-                    "idle_connections": 0,
-                    "numerator": {"server": servers[index].name, "protocol": protocol.id()},
-                    "denominator": {"server": redis_server.name, "protocol": against.id()},
-                    "value": rounded(ratio, 3),
-                    "goal": against == Protocol::Resp,
-                }));
-            }
-            if let Some(line) = ratio_line(depth, lesson, &figures) {
-                report.say(line);
+                let mut figures = Vec::new();
+                for against in [Protocol::Resp, Protocol::Inline] {
+                    let Some((redis_server, redis_ops)) = redis(against) else {
+                        continue;
+                    };
+                    let ratio = ops / redis_ops;
+                    figures.push((against, ratio));
+                    ratios.push(json!({
+                        "depth": depth,
+                        "connections": args.connections,
+                        "idle_connections": idle,
+                        "numerator": {"server": servers[index].name, "protocol": protocol.id()},
+                        "denominator": {"server": redis_server.name, "protocol": against.id()},
+                        "value": rounded(ratio, 3),
+                        "goal": against == Protocol::Resp,
+                    }));
+                }
+                if let Some(line) = ratio_line(depth, lesson, &figures) {
+                    report.say(if idle > 0 {
+                        format!("{line}  [{idle} idle]")
+                    } else {
+                        line
+                    });
+                }
             }
         }
     }
@@ -385,6 +439,7 @@ fn run(
             "value_bytes": args.value_size,
             "mix_percent": {"GET": args.get_percent, "SET": 100 - args.get_percent},
             "client_threads": args.client_threads,
+            "idle_connections": args.idle,
         },
         "runs": runs,
         "ratios": ratios,
@@ -475,7 +530,8 @@ fn start_servers(args: &Args) -> Result<Vec<Server>, String> {
             if !args.lessons.iter().any(|wanted| wanted == number) {
                 continue;
             }
-            let process = harness::start_lesson(program, &["--quiet"])
+            let max_connections = room_for_clients(args).to_string();
+            let process = harness::start_lesson(program, &["--quiet", "--max-connections", &max_connections])
                 .map_err(|err| format!("could not start {program}: {err}"))?;
             servers.push(Server {
                 name: name.to_string(),
@@ -487,7 +543,7 @@ fn start_servers(args: &Args) -> Result<Vec<Server>, String> {
         }
     }
     if !args.no_redis {
-        match start_redis(&args.redis_server, &args.redis_protocols)? {
+        match start_redis(&args.redis_server, &args.redis_protocols, room_for_clients(args))? {
             Some(server) => servers.push(server),
             None => println!(
                 "redis-server not found on PATH: running our server only \
@@ -503,7 +559,7 @@ fn start_servers(args: &Args) -> Result<Vec<Server>, String> {
 
 /// Starts Redis on a free port, without persistence, and waits until it listens. `None` when
 /// the program is not installed.
-fn start_redis(program: &str, protocols: &[Protocol]) -> Result<Option<Server>, String> {
+fn start_redis(program: &str, protocols: &[Protocol], max_clients: usize) -> Result<Option<Server>, String> {
     let version = match Command::new(program).arg("--version").output() {
         Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -527,6 +583,9 @@ fn start_redis(program: &str, protocols: &[Protocol]) -> Result<Option<Server>, 
         "",
         "--appendonly",
         "no",
+        // Room for the idle connections too (Redis raises its own open-file limit to fit).
+        "--maxclients",
+        &max_clients.to_string(),
     ]);
     let process = ServerProcess::start(command, Readiness::PortListening(port), Duration::from_secs(10))
         .map_err(|err| format!("could not start {program}: {err}"))?;
@@ -540,6 +599,126 @@ fn start_redis(program: &str, protocols: &[Protocol]) -> Result<Option<Server>, 
         protocols: protocols.to_vec(),
         process,
     }))
+}
+
+/// How many clients each server must accept: the busy ones, the most idle ones, the preload
+/// and probe connections, and some room. Also raises our own open-file limit to hold them.
+fn room_for_clients(args: &Args) -> usize {
+    let most_idle = args.idle.iter().copied().max().unwrap_or(0);
+    let room = args.connections + most_idle + 100;
+    raise_open_file_limit(room as u64 + 100);
+    room.max(1000)
+}
+
+/// Raises this process's soft open-file limit towards `wanted`, as far as the hard limit allows.
+fn raise_open_file_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) and setrlimit(2) read and write only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// A server's resident memory before and after its idle connections were opened.
+struct IdleMemory {
+    before_kib: u64,
+    with_idle_kib: u64,
+}
+
+impl IdleMemory {
+    fn bytes_per_connection(&self, idle: usize) -> u64 {
+        self.with_idle_kib.saturating_sub(self.before_kib) * 1024 / idle.max(1) as u64
+    }
+
+    /// `idle 10000  12_kv_server_epoll: resident 2.6 MB -> 9.8 MB, 740 bytes per idle connection`
+    fn line(&self, server: &str, idle: usize) -> String {
+        format!(
+            "idle {idle}  {server}: resident {:.1} MB -> {:.1} MB, {} bytes per idle connection",
+            self.before_kib as f64 / 1024.0,
+            self.with_idle_kib as f64 / 1024.0,
+            group_thousands(self.bytes_per_connection(idle)),
+        )
+    }
+}
+
+/// Opens `idle` connections to `server` that will send nothing, and measures what they cost it.
+/// `None` for the memory when `idle` is 0.
+fn hold_idle_connections(
+    server: &Server,
+    idle: usize,
+) -> Result<(Vec<TcpStream>, Option<IdleMemory>), String> {
+    if idle == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let addr = server.process.addr();
+    let pid = server.process.pid();
+    let before_kib = resident_kib(pid)?;
+    let mut streams = Vec::with_capacity(idle);
+    while streams.len() < idle {
+        for _ in 0..IDLE_BATCH.min(idle - streams.len()) {
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|err| {
+                format!(
+                    "idle connection {} to {} ({addr}): {err}",
+                    streams.len() + 1,
+                    server.name
+                )
+            })?;
+            streams.push(stream);
+        }
+        // The backlog is first come, first served: once this is answered, the server has
+        // accepted every idle connection before it.
+        probe_round_trip(addr)
+            .map_err(|err| format!("{} with {} idle connections: {err}", server.name, streams.len()))?;
+    }
+    let with_idle_kib = resident_kib(pid)?;
+    Ok((
+        streams,
+        Some(IdleMemory {
+            before_kib,
+            with_idle_kib,
+        }),
+    ))
+}
+
+/// One command on a fresh connection, `GET` of a key nobody stores: one reply line from our
+/// servers (`ERROR ...`) and from Redis, which reads it as an inline command (`$-1`).
+fn probe_round_trip(addr: SocketAddr) -> Result<(), String> {
+    let mut conn =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|err| err.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|err| err.to_string())?;
+    conn.write_all(b"GET kv-bench-probe\r\n")
+        .map_err(|err| err.to_string())?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\n") {
+        match conn.read(&mut byte) {
+            Ok(0) => return Err(format!("the probe connection closed after {}", show(&reply))),
+            Ok(_) => reply.push(byte[0]),
+            Err(err) => return Err(format!("no reply to the probe: {err}")),
+        }
+        if reply.len() > 1024 {
+            return Err("the reply to the probe is too long".into());
+        }
+    }
+    Ok(())
+}
+
+/// `VmRSS` of a process, in KiB (Linux).
+fn resident_kib(pid: i32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|err| format!("/proc/{pid}/status: {err}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|n| n.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
 fn free_port() -> io::Result<u16> {

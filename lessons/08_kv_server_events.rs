@@ -79,6 +79,7 @@ struct Client {
     /// Bytes received and not answered yet: at most MAX_LINE + 1 (see src/line_buffer.rs).
     inbox: LineBuffer,
     /// Replies not sent yet. Stays near OUTBOX_LIMIT: no command is answered once it is reached.
+    /// Empty, with no memory, while there is nothing to send.
     outbox: Vec<u8>,
     /// The inbox may still hold complete commands: answering stopped because the outbox was full.
     commands_waiting: bool,
@@ -473,8 +474,12 @@ fn send_replies(client: &mut Client) -> io::Result<()> {
             Err(err) => return Err(err),
         }
     }
-    // Forget what was sent; the unsent rest moves to the front.
+    // Forget what was sent; the unsent rest moves to the front. Once everything is sent, give
+    // the memory back: a client waiting for its next command holds no buffer.
     client.outbox.drain(..sent);
+    if client.outbox.is_empty() {
+        client.outbox = Vec::new();
+    }
     Ok(())
 }
 // ANCHOR_END: send_replies

@@ -8,10 +8,15 @@
 //! - **One copy.** `read` writes straight into the buffer, and [`LineBuffer::next_line`] lends out
 //!   slices of it: no byte is copied on its way to the parser, except the start of an unfinished
 //!   line, which moves to the front when the buffer's end is reached.
-//! - **Bounded memory.** The buffer starts at [`LineBuffer::INITIAL_SIZE`] and grows only while one
-//!   unfinished line fills it, up to the line cap and one byte more. A client that sends more than
-//!   the cap without a newline makes [`LineBuffer::line_too_long`] true; it can never make the
-//!   buffer bigger.
+//! - **Bounded memory.** The buffer holds no memory until bytes arrive: an idle connection costs
+//!   nothing here. The first `read` gets [`LineBuffer::FIRST_SIZE`] bytes of room; a client that
+//!   keeps filling it gets twice as much each time, up to [`LineBuffer::READ_SIZE`], and only one
+//!   unfinished line that fills everything makes it grow past that, up to the line cap and one
+//!   byte more. A client that sends more than the cap without a newline makes
+//!   [`LineBuffer::line_too_long`] true; it can never make the buffer bigger.
+//! - **Memory given back.** When every byte received has been handed out as a line, the buffer
+//!   frees its memory, as Redis does with a client's query buffer: ten thousand connections that
+//!   sent one command each and now wait hold nothing here.
 //! - **Linear time.** The bytes of an unfinished line are searched for `\n` once, not again after
 //!   every read, so a client sending a long line one byte per write costs time in proportion to
 //!   the line, not its square.
@@ -50,14 +55,20 @@ pub struct LineBuffer {
 }
 
 impl LineBuffer {
-    /// What a buffer starts with: big enough for a few hundred pipelined commands per `read`
-    /// (Redis reads in 16 KiB chunks too), small enough for a thousand connections.
-    pub const INITIAL_SIZE: usize = 16 * 1024;
+    /// The room the first `read` gets: a few dozen short commands, and small enough that a
+    /// memory allocator keeps freed buffers of this size at hand for the next connection.
+    pub const FIRST_SIZE: usize = 1024;
 
-    /// An empty buffer for lines of at most `max_line` bytes before their `\n`.
+    /// How big a busy client's buffer may grow for lines that fit: a few hundred pipelined
+    /// commands per `read` (Redis reads in 16 KiB chunks too). Only a longer unfinished line
+    /// makes it grow past this, up to the cap.
+    pub const READ_SIZE: usize = 16 * 1024;
+
+    /// An empty buffer for lines of at most `max_line` bytes before their `\n`. It holds no
+    /// memory until the first [`LineBuffer::read_from`].
     pub fn new(max_line: usize) -> LineBuffer {
         LineBuffer {
-            bytes: vec![0; LineBuffer::INITIAL_SIZE.min(max_line + 1)],
+            bytes: Vec::new(),
             start: 0,
             scanned: 0,
             end: 0,
@@ -81,28 +92,44 @@ impl LineBuffer {
         Ok(n)
     }
 
-    /// Room after `end`: start over at the front when everything was handed out; else move the
-    /// unfinished line to the front; and grow when that line fills the whole buffer.
+    /// Room after `end`: memory for the first bytes; else start over at the front when
+    /// everything was handed out; else move the unfinished line to the front; and grow when the
+    /// last `read` filled the buffer (a busy client) or one line fills all of it.
     fn make_room(&mut self) {
         if self.start == self.end {
             self.start = 0;
             self.scanned = 0;
             self.end = 0;
         }
+        if self.bytes.is_empty() {
+            self.bytes = vec![0; LineBuffer::FIRST_SIZE.min(self.max_line + 1)];
+            return;
+        }
         if self.end < self.bytes.len() {
             return;
         }
+        let one_line_fills_it = self.start == 0;
         if self.start > 0 {
             self.bytes.copy_within(self.start..self.end, 0);
             self.scanned -= self.start;
             self.end -= self.start;
             self.start = 0;
-        } else {
-            // One line fills everything. The cap plus one byte is enough to see that a line
-            // is too long, so the buffer never grows past it.
+        }
+        if one_line_fills_it || self.bytes.len() < LineBuffer::READ_SIZE {
+            // The cap plus one byte is enough to see that a line is too long, so the buffer
+            // never grows past it.
             let size = (self.bytes.len() * 2).min(self.max_line + 1);
             self.bytes.resize(size, 0);
         }
+    }
+
+    /// Everything received has been handed out: give the memory back. A connection that waits
+    /// for its client's next command then holds no buffer at all.
+    fn release(&mut self) {
+        self.bytes = Vec::new();
+        self.start = 0;
+        self.scanned = 0;
+        self.end = 0;
     }
 
     /// The next complete line, without its `\n` (a `\r` before it stays: the parser decides).
@@ -120,6 +147,9 @@ impl LineBuffer {
             }
             None => {
                 self.scanned = self.end;
+                if self.start == self.end && !self.bytes.is_empty() {
+                    self.release();
+                }
                 None
             }
         }
@@ -136,7 +166,8 @@ impl LineBuffer {
         self.end - self.start > self.max_line
     }
 
-    /// Memory held, in bytes (at most the cap plus one, or [`LineBuffer::INITIAL_SIZE`]).
+    /// Memory held, in bytes: 0 while nothing unfinished is held, and never more than the cap
+    /// plus one.
     pub fn capacity(&self) -> usize {
         self.bytes.len()
     }
@@ -213,6 +244,49 @@ mod tests {
         let (lines, _) = lines_of(&chunks, 64 * 1024);
         assert_eq!(lines.len(), 10_000);
         assert_eq!(lines[9_999], b"GET key9999");
+    }
+
+    #[test]
+    fn an_idle_buffer_holds_no_memory_and_gives_it_back_when_empty() {
+        let mut buffer = LineBuffer::new(64 * 1024);
+        assert_eq!(buffer.capacity(), 0, "a new buffer allocates nothing");
+        let mut wire: &[u8] = b"SET a 1\nGET";
+        buffer.read_from(&mut wire).unwrap();
+        assert_eq!(buffer.capacity(), LineBuffer::FIRST_SIZE);
+        assert_eq!(buffer.next_line(), Some(&b"SET a 1"[..]));
+        assert_eq!(buffer.next_line(), None);
+        assert_eq!(
+            buffer.capacity(),
+            LineBuffer::FIRST_SIZE,
+            "\"GET\" is unfinished: kept"
+        );
+        let mut wire: &[u8] = b" a\n";
+        buffer.read_from(&mut wire).unwrap();
+        assert_eq!(buffer.next_line(), Some(&b"GET a"[..]));
+        assert_eq!(buffer.next_line(), None);
+        assert_eq!(buffer.capacity(), 0, "everything handed out: memory given back");
+    }
+
+    #[test]
+    fn a_busy_client_gets_bigger_reads_up_to_the_read_size() {
+        let text: Vec<u8> = (0..10_000)
+            .flat_map(|i| format!("GET key{i}\n").into_bytes())
+            .collect();
+        let mut source = Chunks([text].into_iter().collect());
+        let mut buffer = LineBuffer::new(64 * 1024);
+        let mut biggest = 0;
+        let mut lines = 0;
+        loop {
+            while buffer.next_line().is_some() {
+                lines += 1;
+            }
+            biggest = biggest.max(buffer.capacity());
+            if buffer.read_from(&mut source).unwrap() == 0 {
+                break;
+            }
+        }
+        assert_eq!(lines, 10_000);
+        assert_eq!(biggest, LineBuffer::READ_SIZE);
     }
 
     #[test]

@@ -268,6 +268,7 @@ fn our_own_lessons_pass_every_step() {
                 "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
                 "10_udp_echo" => &[env!("CARGO_BIN_EXE_10_udp_echo"), "server"],
                 "11_udp_kv" => &[env!("CARGO_BIN_EXE_11_udp_kv"), "client"],
+                "12_kv_server_epoll" => &[env!("CARGO_BIN_EXE_12_kv_server_epoll")],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));

@@ -126,7 +126,11 @@ pub fn steps() -> Vec<CheckStep> {
         },
         CheckStep {
             name: "concurrent-kv-server",
-            lessons: &["07_kv_server_threads", "08_kv_server_events"],
+            lessons: &[
+                "07_kv_server_threads",
+                "08_kv_server_events",
+                "12_kv_server_epoll",
+            ],
             expects: "the kv-server protocol for many clients at once: neither an idle client nor one that reads none of its replies holds up anybody",
             example: "python3 kv_server_threads.py --port {port}",
             kind: StepKind::Server(scenarios::concurrency::kv_server_all),
