@@ -4,4 +4,5 @@ pub mod concurrency;
 pub mod echo;
 pub mod frame;
 pub mod kv;
+pub mod resp;
 pub mod time;
