@@ -79,7 +79,7 @@ use socket_workbook::harness::{self, Readiness, ServerProcess};
 
 /// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
 /// the lesson number, the program's name, and its path.
-const LESSONS: [(&str, &str, &str); 2] = [
+const LESSONS: [(&str, &str, &str); 3] = [
     (
         "07",
         "07_kv_server_threads",
@@ -90,6 +90,8 @@ const LESSONS: [(&str, &str, &str); 2] = [
         "08_kv_server_events",
         env!("CARGO_BIN_EXE_08_kv_server_events"),
     ),
+    // Lesson 13 speaks RESP, not our text protocol (`--lessons 13`; benches/resp_bench.rs).
+    ("13", "13_resp_server", env!("CARGO_BIN_EXE_13_resp_server")),
 ];
 
 /// The results file's schema name and version (see `benches/results/README.md`).
@@ -123,7 +125,7 @@ struct Args {
     /// Threads in the load generator; the connections are divided among them.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (event loop).
+    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (event loop), 13 (RESP).
     #[arg(long, value_delimiter = ',', default_value = "07,08")]
     lessons: Vec<String>,
     /// Only run against our servers, even if redis-server is installed.
@@ -459,7 +461,11 @@ fn start_servers(args: &Args) -> Result<Vec<Server>, String> {
                 name: name.to_string(),
                 version: None,
                 lesson: Some(number),
-                protocols: vec![Protocol::Text],
+                protocols: vec![if number == "13" {
+                    Protocol::Resp
+                } else {
+                    Protocol::Text
+                }],
                 process,
             });
         }

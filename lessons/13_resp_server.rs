@@ -501,9 +501,10 @@ enum After {
 // ANCHOR: execute
 /// Carries out one request (`args[0]` is the command, in any letter case) and appends its reply.
 fn execute(args: &[&[u8]], store: &mut ByteStore, out: &mut Vec<u8>) -> After {
-    let name = args[0].to_ascii_lowercase();
+    let mut lower = [0u8; 16];
+    let name = lowercase(args[0], &mut lower);
     let rest = &args[1..];
-    match (name.as_slice(), rest) {
+    match (name, rest) {
         (b"ping", []) => resp::simple(out, "PONG"),
         (b"ping", [message]) | (b"echo", [message]) => resp::bulk(out, message),
         (b"set", [key, value]) => match store.set(key, value) {
@@ -530,9 +531,22 @@ fn execute(args: &[&[u8]], store: &mut ByteStore, out: &mut Vec<u8>) -> After {
             resp::simple(out, "OK");
             return After::Hangup;
         }
-        _ => return execute_connection_command(&name, args, out),
+        _ => return execute_connection_command(name, args, out),
     }
     After::KeepServing
+}
+
+/// `word` in lower case, in `buf` (no allocation for every command). A word longer than any
+/// command name stays as it is: it matches nothing either way.
+fn lowercase<'a>(word: &'a [u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
+    match buf.get_mut(..word.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(word);
+            lower.make_ascii_lowercase();
+            lower
+        }
+        None => word,
+    }
 }
 // ANCHOR_END: execute
 

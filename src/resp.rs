@@ -53,7 +53,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::ops::Range;
 
 /// How big the parts of a request may be. Checked before anything is allocated for them.
@@ -574,16 +574,13 @@ pub fn error(out: &mut Vec<u8>, message: impl AsRef<[u8]>) {
 
 /// Appends `:n\r\n`.
 pub fn integer(out: &mut Vec<u8>, n: i64) {
-    out.push(b':');
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // `write!` into a Vec formats in place, without a String in between; it cannot fail.
+    let _ = write!(out, ":{n}\r\n");
 }
 
 /// Appends `$len\r\nbytes\r\n`: any bytes at all, since the length says where they end.
 pub fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(bytes.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let _ = write!(out, "${}\r\n", bytes.len());
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
 }
@@ -595,9 +592,7 @@ pub fn nil(out: &mut Vec<u8>) {
 
 /// Appends `*n\r\n`; the `n` elements follow.
 pub fn array_header(out: &mut Vec<u8>, n: usize) {
-    out.push(b'*');
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let _ = write!(out, "*{n}\r\n");
 }
 // ANCHOR_END: replies
 
