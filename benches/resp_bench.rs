@@ -177,8 +177,11 @@ fn run(args: &Args) -> Result<(), String> {
     for &depth in &args.pipeline {
         for &threads in &args.threads {
             let mut figures: Vec<(String, f64)> = Vec::new();
+            // CPU seconds each server spent on the whole run (SET and GET, the same requests).
+            let mut server_cpu_seconds = Vec::new();
             for server in [&lesson, &redis] {
                 let measured = bench(args, server, depth, threads)?;
+                server_cpu_seconds.push(measured.server_cpu * measured.wall_s);
                 for test in &measured.tests {
                     say(format!(
                         "{:>5} {:>7}  {:<22} {:<4} {:>12.0} {:>8} {:>8}  {:>10.2} {:>10.2} {:>10}",
@@ -220,6 +223,12 @@ fn run(args: &Args) -> Result<(), String> {
                     }));
                 }
             }
+            // On a busy machine a server may get little CPU: requests per CPU-second it used
+            // compare the servers' work, whatever else ran.
+            let per_cpu = match server_cpu_seconds[..] {
+                [ours, theirs] if ours > 0.0 => Some(theirs / ours),
+                _ => None,
+            };
             for command in ["SET", "GET"] {
                 let find = |server: &str| {
                     figures
@@ -242,9 +251,15 @@ fn run(args: &Args) -> Result<(), String> {
                         "numerator": {"server": "13_resp_server", "protocol": "resp"},
                         "denominator": {"server": "redis-server", "protocol": "resp"},
                         "value": rounded(ratio, 3),
+                        "per_server_cpu_second": per_cpu.map(|r| rounded(r, 3)),
                         "goal": true,
                     }));
                 }
+            }
+            if let Some(per_cpu) = per_cpu {
+                say(format!(
+                    "{depth:>5} {threads:>7}  ratio 13/Redis per server CPU-second (SET+GET) {per_cpu:>5.2}"
+                ));
             }
         }
     }
@@ -413,23 +428,28 @@ fn kv_bench_figures(path: &Path, say: &mut impl FnMut(String)) -> Result<(Vec<Va
         .filter(|run| run["protocol"] == "resp")
         .cloned()
         .collect();
+    let number = |value: &Value, decimals: usize| {
+        value
+            .as_f64()
+            .map_or("-".to_string(), |x| format!("{x:.decimals$}"))
+    };
     for run in &runs {
         say(format!(
             "{:>5} {:>7}  {:<22} {:<4} {:>12} {:>8} {:>8}  {:>10} {:>10} {:>10}",
-            run["depth"],
+            number(&run["depth"], 0),
             "-",
             run["server"].as_str().unwrap_or("?"),
             "mix",
-            run["ops_per_s"],
+            number(&run["ops_per_s"], 0),
             run["p50_us"]
                 .as_f64()
                 .map_or("-".into(), |us| format!("{:.3}", us / 1000.0)),
             run["p99_us"]
                 .as_f64()
                 .map_or("-".into(), |us| format!("{:.3}", us / 1000.0)),
-            run["server_cpu"],
-            run["client_cpu"],
-            run["other_cpu"],
+            number(&run["server_cpu"], 2),
+            number(&run["client_cpu"], 2),
+            number(&run["other_cpu"], 2),
         ));
     }
     let ratios: Vec<Value> = results["ratios"]
@@ -444,7 +464,9 @@ fn kv_bench_figures(path: &Path, say: &mut impl FnMut(String)) -> Result<(Vec<Va
     for ratio in &ratios {
         say(format!(
             "{:>5} {:>7}  ratio 13/Redis mix  {:>17}",
-            ratio["depth"], "-", ratio["value"]
+            number(&ratio["depth"], 0),
+            "-",
+            number(&ratio["value"], 2)
         ));
     }
     Ok((runs, ratios))

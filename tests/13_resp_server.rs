@@ -365,6 +365,33 @@ fn the_request_memory_budget_holds() {
     assert!(server.exit_status().is_none(), "the server exited");
 }
 
+/// Over `--max-connections`, a client is told so in RESP, as Redis words it, and disconnected;
+/// the connected client is still served.
+#[test]
+fn a_client_over_the_cap_gets_a_resp_error() {
+    let server = start_lesson(LESSON, &["--max-connections", "1"]).unwrap();
+    let mut first = Client::connect(server.addr());
+    assert_eq!(first.call(&[b"PING"]), simple("PONG"));
+    let mut second = Client::connect(server.addr());
+    assert_eq!(
+        second.rest_until_closed(),
+        b"-ERR max number of clients reached\r\n"
+    );
+    assert_eq!(first.call(&[b"PING"]), simple("PONG"));
+}
+
+/// Ctrl-C (SIGINT) stops the server cleanly, with a client connected: exit code 0.
+#[test]
+fn ctrl_c_stops_the_server_cleanly() {
+    let mut server = start_lesson(LESSON, &[]).unwrap();
+    let mut client = Client::connect(server.addr());
+    assert_eq!(client.call(&[b"SET", b"a", b"1"]), simple("OK"));
+    common::concurrent::interrupt(&server);
+    let status = server.wait_exit(TIMEOUT).expect("still running 5 s after SIGINT");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(client.rest_until_closed(), b"");
+}
+
 #[test]
 fn a_port_in_use_is_reported_clearly() {
     common::assert_port_in_use_is_reported("13_resp_server");
