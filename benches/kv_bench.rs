@@ -52,7 +52,8 @@
 //! `--json PATH` writes the results in a machine-readable form; `--record DIR` writes
 //! `DIR/kv_bench-<date>.txt` (the command line, then the printed output) and
 //! `DIR/kv_bench-<date>.json`, and refuses to replace either. `benches/results/README.md`
-//! describes the JSON schema.
+//! describes the JSON schema. Recording into `benches/results` also redraws the book's plots of
+//! the results (`book/src/diagrams/plots/`, see `socket_workbook::diagram`).
 //!
 //! # The load generator is not the lesson
 //! It must cost as little CPU as possible, because it shares the machine with the server. It runs
@@ -405,6 +406,27 @@ fn run(
             recording.text.display(),
             recording.json.display()
         );
+        redraw_plots(recording)?;
+    }
+    Ok(())
+}
+
+/// After a recording into this repository's `benches/results`, redraws the book's plots from it
+/// (the newest recording is the one plotted), so that they never show an older run.
+fn redraw_plots(recording: &Recording) -> Result<(), String> {
+    use socket_workbook::diagram;
+    let root = diagram::repository();
+    let ours = root.join(diagram::RESULTS_DIR).canonicalize().ok();
+    let recorded_into = recording.json.parent().and_then(|dir| dir.canonicalize().ok());
+    if ours.is_none() || ours != recorded_into {
+        println!(
+            "the book's plots are drawn from {}; this recording is elsewhere, so they are unchanged",
+            diagram::RESULTS_DIR
+        );
+        return Ok(());
+    }
+    for path in diagram::write_plots(&root)? {
+        println!("redrew {}", path.strip_prefix(&root).unwrap_or(&path).display());
     }
     Ok(())
 }

@@ -265,6 +265,8 @@ fn our_own_lessons_pass_every_step() {
                 "07_kv_server_threads" => &[env!("CARGO_BIN_EXE_07_kv_server_threads")],
                 "08_kv_server_events" => &[env!("CARGO_BIN_EXE_08_kv_server_events")],
                 "09_kv_client_robust" => &[env!("CARGO_BIN_EXE_09_kv_client_robust")],
+                "10_udp_echo" => &[env!("CARGO_BIN_EXE_10_udp_echo"), "server"],
+                "11_udp_kv" => &[env!("CARGO_BIN_EXE_11_udp_kv"), "client"],
                 "13_resp_server" => &[env!("CARGO_BIN_EXE_13_resp_server")],
                 other => panic!("add lesson {other} to this test"),
             };
@@ -343,6 +345,14 @@ fn correct_python_solutions_pass() {
             py(&fixture("time_server.py"), &["--port", "{port}"]),
         ),
         (
+            "udp-echo-server",
+            py(&fixture("udp_echo_server.py"), &["--port", "{port}"]),
+        ),
+        (
+            "udp-kv-client",
+            py(&fixture("udp_kv_client.py"), &["--port", "{port}"]),
+        ),
+        (
             "resp-server",
             py(&fixture("resp_server.py"), &["--port", "{port}"]),
         ),
@@ -380,6 +390,95 @@ fn broken_echo_servers_are_caught_with_the_right_hint() {
     in_parallel(cases, |(timeout, bug, scenario, hint_words)| {
         assert_caught(timeout, "echo-server", &strs(&run(bug)), scenario, hint_words);
     });
+}
+
+/// UDP echo servers with the classic mistakes: a reply sent to the first client's address, or to
+/// a fixed one, instead of to each datagram's sender; an empty datagram taken for the end.
+#[test]
+fn broken_udp_echo_servers_are_caught_with_the_right_hint() {
+    let run = |bug: &str| {
+        py(
+            &fixture("udp_echo_server.py"),
+            &["--port", "{port}", "--bug", bug],
+        )
+    };
+    let cases = vec![
+        (
+            "reply-to-first",
+            "two-clients",
+            "send each reply to the address recvfrom returned with that datagram",
+        ),
+        (
+            "fixed-address",
+            "three-datagrams",
+            "send each reply with sendto to the address recvfrom returned with that datagram (not to a fixed address)",
+        ),
+        (
+            "stop-on-empty",
+            "empty-datagram",
+            "got an empty datagram, not an end of stream",
+        ),
+        (
+            "new-socket",
+            "a-line-from-nc",
+            "send the reply from the socket that received the request",
+        ),
+    ];
+    in_parallel(cases, |(bug, scenario, hint_words)| {
+        assert_caught(
+            SOME_ANSWERS,
+            "udp-echo-server",
+            &strs(&run(bug)),
+            scenario,
+            hint_words,
+        );
+    });
+}
+
+/// A TCP server given to the UDP step listens, but binds no UDP socket: the checker waits its
+/// start timeout for one, then says that a UDP socket is what it waits for.
+#[test]
+#[ignore = "slow: waits the checker's whole 10 s start timeout"]
+fn a_tcp_server_checked_as_a_udp_server_is_told_to_bind_a_udp_socket() {
+    let command = py(&fixture("echo_server.py"), &["--port", "{port}"]);
+    let (code, report) = check_json(ANSWERS, "udp-echo-server", &strs(&command));
+    assert_eq!(code, 1, "{report:#}");
+    let text = report.to_string();
+    assert!(
+        text.contains("never bound a UDP socket to the port it was given")
+            && text.contains("SOCK_DGRAM, not a TCP one"),
+        "{report:#}"
+    );
+}
+
+/// The reply that went to another client is shown, and where it went: the report says what a
+/// learner cannot see from their server's side. The book shows this report.
+#[test]
+fn a_reply_sent_to_another_client_is_shown_where_it_went() {
+    let command = py(
+        &fixture("udp_echo_server.py"),
+        &["--port", "{port}", "--bug", "reply-to-first"],
+    );
+    let report = recorded_report("udp-echo-server", "two-clients", &command);
+    insta::assert_snapshot!("report-udp-reply-to-first", report);
+    let (code, report) = check_json_in(
+        workbook(),
+        SOME_ANSWERS,
+        &["--only", "two-clients"],
+        "udp-echo-server",
+        &strs(&command),
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let failure = &scenario(&report, "two-clients")["failure"];
+    let text = failure.to_string();
+    assert!(
+        text.contains("but not to c2") && text.contains("c1 received this at its own address instead"),
+        "{failure:#}"
+    );
+    assert_eq!(
+        failure["see"], "book/book/html/10-udp-echo.html#replying-to-the-wrong-address",
+        "{failure:#}"
+    );
 }
 
 /// An echo server that reads 8 bytes at a time answers a 14-byte greeting with two `Echo: `s.
@@ -1448,6 +1547,31 @@ fn a_kv_client_that_never_retries_fails_the_robust_step() {
         "reset-then-answer",
         "safe to repeat",
     );
+}
+
+/// A UDP client that sends its request once fails the lossy path, and the hint says to send it
+/// again; one that takes the first datagram as its reply fails on a stale reply, and the hint
+/// says to match replies by id.
+#[test]
+fn udp_kv_clients_that_never_retry_or_match_no_ids_fail_with_hints() {
+    let cases = [
+        (
+            "never-retries",
+            "answers-through-loss",
+            "send the same request again",
+        ),
+        ("first-datagram", "ignores-other-replies", "by its id"),
+    ];
+    in_parallel(cases.to_vec(), |(bug, scenario, hint_words)| {
+        let command = py(&fixture("udp_kv_client.py"), &["--port", "{port}", "--bug", bug]);
+        assert_caught(
+            SOME_ANSWERS,
+            "udp-kv-client",
+            &strs(&command),
+            scenario,
+            hint_words,
+        );
+    });
 }
 
 /// A client that waits for its reply without a time limit hangs on a silent server: the

@@ -6,6 +6,7 @@
 //! cargo run --bin workbook -- check kv-server -- python3 kv_server.py --port {port}
 //! cargo run --bin workbook -- grade submissions/
 //! cargo run --bin workbook -- proxy --to 127.0.0.1:65433 --slice 1
+//! cargo run --bin workbook -- diagrams            # redraw the book's figures
 //! ```
 
 use std::path::PathBuf;
@@ -89,6 +90,16 @@ enum Action {
                       The book's page \"Network weather\" explains every flag and the log."
     )]
     Proxy(Box<ProxyArgs>),
+    /// Redraw the book's figures (book/src/diagrams/) from the recorded transcripts, the
+    /// hand-made descriptions and the benchmark's results; `--check` only compares.
+    Diagrams {
+        /// Change nothing: list the figures that differ from what would be drawn, and fail if any.
+        #[arg(long)]
+        check: bool,
+        /// The repository's folder [default: the one this program was built from].
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 fn seconds(value: f64) -> Duration {
@@ -100,6 +111,9 @@ fn main() -> ExitCode {
     // The proxy starts no programs; Ctrl-C simply ends it.
     if let Action::Proxy(args) = &cli.command {
         return socket_workbook::proxy::cli::run(args);
+    }
+    if let Action::Diagrams { check, root } = &cli.command {
+        return diagrams(*check, root.clone());
     }
     // The programs we start run in process groups of their own, out of reach of the terminal's
     // Ctrl-C: stop them ourselves, so none is left behind.
@@ -115,9 +129,41 @@ fn main() -> ExitCode {
     code
 }
 
+/// `workbook diagrams`: write every figure, or with `check`, only say which are out of date.
+fn diagrams(check: bool, root: Option<PathBuf>) -> ExitCode {
+    use socket_workbook::diagram;
+    let root = root.unwrap_or_else(diagram::repository);
+    let result = if check {
+        diagram::stale(&root).map(|problems| {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            problems.is_empty()
+        })
+    } else {
+        diagram::write_all(&root).map(|written| {
+            println!(
+                "drew {} figures into {}",
+                written.len(),
+                root.join(diagram::DIAGRAMS_DIR).display()
+            );
+            true
+        })
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("workbook diagrams: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(action: Action) -> ExitCode {
     match action {
         Action::Proxy(args) => socket_workbook::proxy::cli::run(&args),
+        Action::Diagrams { check, root } => diagrams(check, root),
         Action::List => {
             print!("{}", report::list(&steps()));
             ExitCode::SUCCESS

@@ -15,7 +15,7 @@
 //! finds those patterns in a step's results, so that the report can name the cause once.
 
 use super::{Outcome, ScenarioResult};
-use crate::harness::run::{Failure, FailureKind};
+use crate::harness::run::{EXPECTED_A_DATAGRAM, Failure, FailureKind};
 
 /// Where `mdbook build book` writes the book, from the repository's root. Hints link into it:
 /// `book/book/html/05-kv-server.html#a-missing-newline`.
@@ -78,6 +78,11 @@ impl From<Advice> for Hint {
 pub const DID_NOT_LISTEN: &str = "your program must listen on the port the checker gives it: put {port} in \
      the command where your program reads its port (the examples use --port {port}), and bind to \
      127.0.0.1 (or 0.0.0.0) on that port";
+
+/// For a UDP server that never bound a UDP socket to the port it was given.
+pub const DID_NOT_BIND_UDP: &str = "your program must bind a UDP socket (SOCK_DGRAM, not a TCP one) to the \
+     port the checker gives it: put {port} in the command where your program reads its port (the \
+     examples use --port {port}), and bind to 127.0.0.1 (or 0.0.0.0) on that port";
 
 /// What to tell a learner in the situations every step shares, in the step's own words.
 #[derive(Debug, Clone, Copy)]
@@ -193,6 +198,24 @@ pub const KV_SERVER: StepHints = StepHints {
     no_end_of_stream: NOT_A_CLIENT,
 };
 
+pub const UDP_ECHO_SERVER: StepHints = StepHints {
+    crashed: advice_and_see(
+        "whatever a datagram holds, a UDP echo server must not crash: treat it as bytes, never decode it, \
+         and remember that a datagram may be empty",
+        "10-udp-echo.md#an-empty-datagram-is-not-the-end",
+    ),
+    exited_early: advice_and_see(
+        "a UDP server has no connection to end: keep receiving datagrams in a loop, and never exit \
+         because one was empty",
+        "10-udp-echo.md#an-empty-datagram-is-not-the-end",
+    ),
+    closed_after_answer: advice("a UDP server keeps receiving datagrams in a loop"),
+    missing_newline: advice(
+        "send back exactly the bytes of the datagram you received, without stripping or adding anything",
+    ),
+    no_end_of_stream: NOT_A_CLIENT,
+};
+
 pub const RESP_SERVER: StepHints = StepHints {
     crashed: advice_and_see(
         "bad input from the network must get an error reply (-ERR Protocol error: ...) and a closed \
@@ -229,6 +252,48 @@ pub const KV_CLIENT: StepHints = StepHints {
         "once you have the reply line, close the connection (or exit): the server waits for the end \
          of your stream before it lets go of the connection",
     ),
+};
+
+/// For a UDP server whose reply went elsewhere than to the sender of the request.
+pub const REPLY_TO_THE_SENDER: Advice = advice_and_see(
+    "send each reply to the address recvfrom returned with that datagram (sendto(reply, address)), \
+     not to a fixed address or to the first client you heard from: UDP has no connection, so every \
+     datagram says who sent it, and that is who gets the answer. Reply from the socket the request \
+     came in on, so the reply comes from the address the client sent to",
+    "10-udp-echo.md#replying-to-the-wrong-address",
+);
+
+/// For a UDP server whose reply came from another address than the one the client sent to.
+pub const REPLY_FROM_THE_BOUND_SOCKET: Advice = advice_and_see(
+    "send the reply from the socket that received the request (the one bound to the port you were \
+     given), not from a new socket: a reply from another port is not the server's answer to the \
+     client, which sent its datagram to your port (a connected client socket does not even receive it)",
+    "10-udp-echo.md#replying-to-the-wrong-address",
+);
+
+/// For a UDP server from which no reply came back to the client that sent the request.
+pub const NO_DATAGRAM_BACK: Advice = advice_and_see(
+    "no reply came back to the address the datagram was sent from: send each reply with sendto to the \
+     address recvfrom returned with that datagram (not to a fixed address), from the socket bound to the \
+     port you were given, and send one reply for every datagram, the empty one included",
+    "10-udp-echo.md#replying-to-the-wrong-address",
+);
+
+pub const UDP_KV_CLIENT: StepHints = StepHints {
+    crashed: advice_and_see(
+        "a client must not crash: when no reply comes, or a datagram is not what you expected, say \
+         so on stderr and exit with a non-zero code",
+        "11-udp-kv.md#loss",
+    ),
+    exited_early: advice("send the request, then wait for the reply that carries its id before you exit"),
+    closed_after_answer: advice(
+        "send the request, then wait for the reply that carries its id before you exit",
+    ),
+    missing_newline: advice_and_see(
+        "a request is one datagram, `<id> <command>`; a final \\n is allowed but not needed",
+        "datagram-format.md#requests",
+    ),
+    no_end_of_stream: advice("UDP has no stream to end: send datagrams, and exit when you have your answer"),
 };
 
 /// The hint for `failure`, given the failing scenario's own hint and link and the step's hints.
@@ -286,6 +351,15 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
         }
         _ => {}
     }
+    if failure.kind == FailureKind::WrongPeer {
+        return REPLY_TO_THE_SENDER.into();
+    }
+    if failure.kind == FailureKind::WrongSource {
+        return REPLY_FROM_THE_BOUND_SOCKET.into();
+    }
+    if failure.kind == FailureKind::NoAnswer && failure.expected.starts_with(EXPECTED_A_DATAGRAM) {
+        return NO_DATAGRAM_BACK.into();
+    }
     if let Some(advice) = scenario {
         return advice.into();
     }
@@ -309,7 +383,12 @@ pub fn hint_for(failure: &Failure, scenario: Option<Advice>, step: &StepHints) -
         }
         FailureKind::WrongOutput => "check what your program prints",
         FailureKind::MissingLog | FailureKind::SendFailed => "see the conversation above",
-        FailureKind::DidNotConnect | FailureKind::NoEndOfStream => unreachable!("answered above"),
+        FailureKind::DidNotConnect
+        | FailureKind::NoEndOfStream
+        | FailureKind::WrongPeer
+        | FailureKind::WrongSource => {
+            unreachable!("answered above")
+        }
     };
     Hint::new(text, None)
 }

@@ -11,7 +11,7 @@ pub mod grade;
 pub mod hints;
 pub mod report;
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -133,6 +133,26 @@ pub fn steps() -> Vec<CheckStep> {
             hints: hints::KV_SERVER,
         },
         CheckStep {
+            name: "udp-echo-server",
+            lessons: &["10_udp_echo"],
+            expects: "binds a UDP port and sends every datagram (0 to 1024 bytes) back unchanged, as one datagram, \
+                      to the address it came from (the one recvfrom returns); serves any number of clients",
+            example: "python3 udp_echo_server.py --port {port}",
+            kind: StepKind::Server(scenarios::udp::all),
+            hints: hints::UDP_ECHO_SERVER,
+        },
+        CheckStep {
+            name: "udp-kv-client",
+            lessons: &["11_udp_kv"],
+            expects: "a client of the datagram format over UDP (`<id> GET key` in, `<id> value` back): sends the \
+                      same request again (same id) after each silence until the reply gets through a lossy path, \
+                      ignores replies with another id or none, and gives up on a silent server within 10 s with a \
+                      message on stderr and a non-zero exit",
+            example: "python3 udp_kv_client.py --port {port}",
+            kind: StepKind::Client(scenarios::udp_kv::client_all),
+            hints: hints::UDP_KV_CLIENT,
+        },
+        CheckStep {
             name: "resp-server",
             lessons: &["13_resp_server"],
             expects: "RESP2 as Redis speaks it: requests are arrays of bulk strings (inline lines too, or an error and a \
@@ -149,6 +169,9 @@ pub fn steps() -> Vec<CheckStep> {
 /// shared hints, every scenario's own, and the causes. The book's tests check that each exists.
 pub fn book_links() -> Vec<&'static str> {
     let mut links = hints::cause_links();
+    links.extend(hints::REPLY_TO_THE_SENDER.see);
+    links.extend(hints::NO_DATAGRAM_BACK.see);
+    links.extend(hints::REPLY_FROM_THE_BOUND_SOCKET.see);
     for step in steps() {
         let h = step.hints;
         links.extend(
@@ -452,7 +475,16 @@ const STOPPED: &str = "the step stopped early (see below)";
 /// our choice and the program's `bind`, another connection may take it, and the program fails
 /// with "address already in use". So the port is chosen at random below that range (from
 /// 10000), where no outgoing connection lands, and checked free by binding it for a moment.
-fn free_port() -> Result<u16, CannotRun> {
+/// `udp` picks a free UDP port instead (for a step whose scenarios talk in datagrams): TCP and
+/// UDP ports are separate, so a port free for one may be taken for the other.
+fn free_port(udp: bool) -> Result<u16, CannotRun> {
+    let is_free = |port: u16| {
+        if udp {
+            UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        } else {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        }
+    };
     const LOWEST: u32 = 10_000;
     let outgoing_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -462,14 +494,17 @@ fn free_port() -> Result<u16, CannotRun> {
         for _ in 0..20 {
             let port = LOWEST + (random() % u64::from(outgoing_start - LOWEST)) as u32;
             let port = u16::try_from(port).expect("below the outgoing range, so below 65536");
-            if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            if is_free(port) {
                 return Ok(port);
             }
         }
     }
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
+    let any = if udp {
+        UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|socket| socket.local_addr())
+    } else {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|listener| listener.local_addr())
+    };
+    any.map(|addr| addr.port())
         .map_err(|err| CannotRun(format!("could not find a free port: {err}")))
 }
 
@@ -539,7 +574,10 @@ fn stall(failure: &Failure, client: bool) -> Option<(&'static str, usize)> {
     if failure.missing_newline {
         return Some(("answered without the final newline", FAIL_FAST_AFTER));
     }
-    let answered = failure.transcript.iter().any(|line| line.contains(" < "));
+    let answered = failure
+        .transcript
+        .iter()
+        .any(|line| line.contains(" < ") || line.contains(" << "));
     (failure.kind == FailureKind::NoAnswer && !answered && failure.server_exit.is_none())
         .then_some(("listens but never answered", FAIL_FAST_AFTER))
 }
@@ -600,11 +638,17 @@ fn check_server(
             // A fresh copy of the program for every scenario: each one starts from an empty
             // store and from nobody connected.
             let mut tries = 0;
+            let udp = scenario.uses_datagrams();
             let (port, started) = loop {
-                let port = free_port()?;
+                let port = free_port(udp)?;
+                let readiness = if udp {
+                    Readiness::UdpBound(port)
+                } else {
+                    Readiness::PortListening(port)
+                };
                 let started = ServerProcess::start(
                     command_for(command, port, options),
-                    Readiness::PortListening(port),
+                    readiness,
                     options.start_timeout,
                 );
                 tries += 1;
@@ -618,7 +662,7 @@ fn check_server(
                     return Err(CannotRun(err.message));
                 }
                 Err(err) => {
-                    let (what, hint) = did_not_listen(&err, options);
+                    let (what, hint) = did_not_listen(&err, udp, options);
                     trouble = Some(Trouble {
                         what,
                         stopped_early: false,
@@ -628,7 +672,11 @@ fn check_server(
                         about: scenario.about,
                         step_number: 0,
                         kind: FailureKind::ConnectFailed,
-                        expected: format!("your program to listen on port {port} (given as {{port}})"),
+                        expected: if udp {
+                            format!("your program to bind a UDP socket to port {port} (given as {{port}})")
+                        } else {
+                            format!("your program to listen on port {port} (given as {{port}})")
+                        },
                         got: None,
                         detail: err.message,
                         mismatch: None,
@@ -665,11 +713,21 @@ fn check_server(
 }
 
 /// What to say about a server that did not start listening: for the step, and as the hint.
-fn did_not_listen(err: &StartError, options: &CheckOptions) -> (String, Hint) {
+fn did_not_listen(err: &StartError, udp: bool, options: &CheckOptions) -> (String, Hint) {
     match &err.exit {
         Some(exit) => (
             format!("exited before listening {}", how_it_ended(exit, &err.stderr_tail)),
             hints::exited_before_listening(exit),
+        ),
+        None if udp => (
+            format!(
+                "never bound a UDP socket to the port it was given within {} s",
+                options.start_timeout.as_secs_f32()
+            ),
+            Hint {
+                text: hints::DID_NOT_BIND_UDP.to_string(),
+                see: None,
+            },
         ),
         None => (
             format!(

@@ -4,8 +4,9 @@
 //! The transcript is written from the client's side, like server scenarios:
 //! `client > "GET a\n"` is what the client sent, `client < "1\n"` what our fake server answered.
 
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use super::run::{
 };
 use super::scenario::{Expect, Read};
 use crate::escape::shell_line;
+use crate::kv::Command as KvCommand;
 use crate::proxy::{self, ProxyConfig, ProxyHandle, Weather};
 
 /// The seed of the proxy in front of a weathered scenario's fake server: the same seed, the same
@@ -78,6 +80,32 @@ pub struct ClientScenario {
     /// `Some`: the fake server sits behind the proxy (`crate::proxy`, seeded with
     /// [`PATH_SEED`]), which applies this weather both ways; the client is given the proxy's port.
     pub weather: Option<Weather>,
+    /// `Some`: the client speaks UDP, and the fake server is a UDP socket that answers these
+    /// requests of the datagram format (`crate::udp_kv`), in order; `server` is then unused.
+    pub datagrams: Option<Vec<DatagramExchange>>,
+}
+
+/// One request a UDP client must send, and what the fake server sends back for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatagramExchange {
+    /// The command the request must carry after its id.
+    pub command: KvCommand,
+    /// What the fake server sends, in order, when the request first arrives. A repeat of the
+    /// request (the same id) gets the [`DatagramReply::Answer`] again, as from a reply cache;
+    /// with no `Answer`, it gets nothing.
+    pub replies: Vec<DatagramReply>,
+}
+
+/// A datagram the fake UDP server sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatagramReply {
+    /// `<id> ` and this line: the reply to the request.
+    Answer(Vec<u8>),
+    /// A reply to another request: `<another id> ` and this line (a late reply, as the client sees
+    /// it).
+    OtherId(Vec<u8>),
+    /// These bytes, as they are.
+    Junk(Vec<u8>),
 }
 
 impl ClientScenario {
@@ -95,7 +123,17 @@ impl ClientScenario {
             see: None,
             exit_within: None,
             weather: None,
+            datagrams: None,
         }
+    }
+
+    /// The client speaks UDP; the fake server expects a request carrying `command` next, and
+    /// sends `replies` when it arrives.
+    pub fn datagram_exchange(mut self, command: KvCommand, replies: Vec<DatagramReply>) -> Self {
+        self.datagrams
+            .get_or_insert_with(Vec::new)
+            .push(DatagramExchange { command, replies });
+        self
     }
 
     pub fn hint(mut self, hint: &'static str) -> Self {
@@ -243,27 +281,11 @@ pub fn run_client_scenario(
     options: &RunOptions,
 ) -> Result<ClientRun, Box<Failure>> {
     let mut lines = Vec::new();
+    if let Some(exchanges) = &scenario.datagrams {
+        return run_datagram_scenario(command, scenario, exchanges, options);
+    }
     let fail = |lines: &Vec<String>, client: Option<&mut ServerProcess>, step: usize, f: Box<StepFailure>| {
-        let (server_exit, stderr_tail) = match client {
-            Some(client) => (client.exit_status().map(describe_exit), client.stderr_tail(8)),
-            None => (None, Vec::new()),
-        };
-        Box::new(Failure {
-            scenario: scenario.name,
-            about: scenario.about,
-            step_number: step,
-            kind: f.kind,
-            expected: f.expected,
-            got: f.got,
-            detail: f.detail,
-            mismatch: f.mismatch,
-            transcript: lines.clone(),
-            server_exit,
-            stderr_tail,
-            missing_newline: f.missing_newline,
-            timed_out: f.timed_out,
-            program_threads: None,
-        })
+        client_failure(scenario, lines, client, step, f)
     };
     let could_not = |what: &str, err: io::Error| {
         StepFailure::new(FailureKind::DidNotConnect, what.to_string(), err.to_string())
@@ -297,29 +319,7 @@ pub fn run_client_scenario(
         None
     };
 
-    let Some((program, rest)) = command.split_first() else {
-        return Err(fail(
-            &lines,
-            None,
-            0,
-            StepFailure::new(FailureKind::DidNotConnect, "a command to run", "none"),
-        ));
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(rest.iter().map(|a| a.replace("{port}", &port.to_string())));
-    cmd.args(&scenario.args);
-    let mut client = ServerProcess::start(cmd, Readiness::Started, Duration::ZERO).map_err(|e| {
-        fail(
-            &lines,
-            None,
-            0,
-            StepFailure::new(
-                FailureKind::DidNotConnect,
-                "the client program to start",
-                e.message,
-            ),
-        )
-    })?;
+    let mut client = start_client(command, scenario, port).map_err(|f| fail(&lines, None, 0, f))?;
 
     let mut step_number = 0;
     let mut notes: Vec<String> = Vec::new();
@@ -364,8 +364,367 @@ pub fn run_client_scenario(
 
     step_number += 1;
     let exit_within = scenario.exit_within.unwrap_or(options.read_timeout);
+    let result = judge_exit(
+        client,
+        scenario,
+        options,
+        Conversation {
+            lines,
+            notes,
+            step_number,
+            port,
+            exit_within,
+            silent: held.is_some(),
+        },
+    );
+    drop(held);
+    result
+}
+
+/// The failure of `scenario` at `step`, with the transcript so far and, if the client is given,
+/// how it ended and the end of its stderr.
+// Step failures come boxed from every caller (they are large); unboxing each would be noise.
+#[allow(clippy::boxed_local)]
+fn client_failure(
+    scenario: &ClientScenario,
+    lines: &[String],
+    client: Option<&mut ServerProcess>,
+    step: usize,
+    f: Box<StepFailure>,
+) -> Box<Failure> {
+    let (server_exit, stderr_tail) = match client {
+        Some(client) => (client.exit_status().map(describe_exit), client.stderr_tail(8)),
+        None => (None, Vec::new()),
+    };
+    Box::new(Failure {
+        scenario: scenario.name,
+        about: scenario.about,
+        step_number: step,
+        kind: f.kind,
+        expected: f.expected,
+        got: f.got,
+        detail: f.detail,
+        mismatch: f.mismatch,
+        transcript: lines.to_vec(),
+        server_exit,
+        stderr_tail,
+        missing_newline: f.missing_newline,
+        timed_out: f.timed_out,
+        program_threads: None,
+    })
+}
+
+/// Starts the client program: `command` with `{port}` replaced by `port`, then the scenario's
+/// arguments.
+fn start_client(
+    command: &[String],
+    scenario: &ClientScenario,
+    port: u16,
+) -> Result<ServerProcess, Box<StepFailure>> {
+    let Some((program, rest)) = command.split_first() else {
+        return Err(StepFailure::new(
+            FailureKind::DidNotConnect,
+            "a command to run",
+            "none",
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(rest.iter().map(|a| a.replace("{port}", &port.to_string())));
+    cmd.args(&scenario.args);
+    ServerProcess::start(cmd, Readiness::Started, Duration::ZERO).map_err(|e| {
+        StepFailure::new(
+            FailureKind::DidNotConnect,
+            "the client program to start",
+            e.message,
+        )
+    })
+}
+
+// ANCHOR: datagram_scenario
+/// A UDP client against a fake server of the datagram format (`crate::udp_kv`): the fake server
+/// answers each expected request as `scenario.datagrams` says, answers a repeat of a request
+/// (the same id) with the same reply, and goes on until the client exits. The transcript shows
+/// every datagram the fake server received (`client >> ...`) and sent (`client << ...`), with
+/// the client's request id written `<id>`. Behind the proxy, these are the datagrams that got
+/// through.
+fn run_datagram_scenario(
+    command: &[String],
+    scenario: &ClientScenario,
+    exchanges: &[DatagramExchange],
+    options: &RunOptions,
+) -> Result<ClientRun, Box<Failure>> {
+    let mut lines: Vec<String> = Vec::new();
+    let could_not = |what: &str, err: io::Error| {
+        client_failure(
+            scenario,
+            &[],
+            None,
+            0,
+            StepFailure::new(FailureKind::DidNotConnect, what.to_string(), err.to_string()),
+        )
+    };
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| could_not("a free UDP port", e))?;
+    let server = socket.local_addr().map_err(|e| could_not("a free UDP port", e))?;
+    // Short receives, so that the loop notices the client's exit between datagrams.
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .map_err(|e| could_not("a UDP socket", e))?;
+    let mut path: Option<ProxyHandle> = match &scenario.weather {
+        Some(weather) => {
+            let mut config = ProxyConfig::new(server).both_ways(weather.clone());
+            config.udp = true;
+            config.seed = Some(PATH_SEED);
+            // Not quiet: its log tells whether the client sent anything the weather dropped.
+            config.quiet = false;
+            Some(proxy::start(config).map_err(|e| could_not("the proxy to start", e))?)
+        }
+        None => None,
+    };
+    let port = path.as_ref().map_or(server.port(), |proxy| proxy.addr().port());
+    let mut client =
+        start_client(command, scenario, port).map_err(|f| client_failure(scenario, &lines, None, 0, f))?;
+    lines.push("client sends datagrams (UDP)".to_string());
+    if let Some(weather) = &scenario.weather {
+        lines.push(format!(
+            "(through the proxy, both ways: {}; seed {PATH_SEED})",
+            weather.describe()
+        ));
+    }
+    let exit_within = scenario.exit_within.unwrap_or(options.read_timeout);
+    let deadline = Instant::now() + exit_within;
+    let mut next = 0;
+    // The replies sent to each request id, for its repeats; ids with no answer (silence).
+    let mut answered: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut unanswered: HashSet<u64> = HashSet::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let show = |bytes: &[u8], id: Option<u64>, token: &str| -> String {
+        let shown = match id.map(|id| id.to_string()) {
+            Some(digits) if bytes.starts_with(digits.as_bytes()) => {
+                [token.as_bytes(), &bytes[digits.len()..]].concat()
+            }
+            _ => bytes.to_vec(),
+        };
+        options.long_bytes.show(&shown)
+    };
+    let mut step_number = 0;
+    // Until the client has exited and every datagram it sent before has been read (or the time
+    // is up): a client may send its request and exit before we look.
+    let mut exited = false;
+    while Instant::now() < deadline {
+        if !exited && client.wait_exit(Duration::ZERO).is_some() {
+            exited = true;
+            // What is queued still counts; then nothing more can come.
+            socket
+                .set_nonblocking(true)
+                .map_err(|e| could_not("a UDP socket", e))?;
+        }
+        let (n, peer) = match socket.recv_from(&mut buffer) {
+            Ok(received) => received,
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if exited {
+                    break;
+                }
+                continue;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(could_not("a datagram from the client", err)),
+        };
+        step_number += 1;
+        let datagram = buffer[..n].to_vec();
+        let parsed = crate::udp_kv::split_id(&datagram);
+        lines.push(format!(
+            "client >> {}",
+            show(&datagram, parsed.map(|(id, _)| id), "<id>")
+        ));
+        let Some((id, rest)) = parsed else {
+            let mut f = StepFailure::new(
+                FailureKind::WrongOutput,
+                "a request datagram: `<id> <command>`, the id a decimal number, then one space",
+                "the datagram does not start with an id",
+            );
+            f.got = Some(datagram);
+            return Err(client_failure(
+                scenario,
+                &lines,
+                Some(&mut client),
+                step_number,
+                f,
+            ));
+        };
+        let send = |bytes: &[u8], token: &str, shown_id: Option<u64>, lines: &mut Vec<String>| {
+            // A failed send is a lost datagram, which UDP allows: the client must cope.
+            let _ = socket.send_to(bytes, peer);
+            lines.push(format!("client << {}", show(bytes, shown_id, token)));
+        };
+        if let Some(reply) = answered.get(&id) {
+            send(&reply.clone(), "<id>", Some(id), &mut lines);
+            continue;
+        }
+        if unanswered.contains(&id) {
+            continue;
+        }
+        let line = rest.strip_suffix(b"\n").unwrap_or(rest);
+        let Some(exchange) = exchanges.get(next) else {
+            let mut f = StepFailure::new(
+                FailureKind::UnexpectedData,
+                "no request with a new id: the client has had all its answers",
+                "a request with a new id",
+            );
+            f.got = Some(datagram);
+            return Err(client_failure(
+                scenario,
+                &lines,
+                Some(&mut client),
+                step_number,
+                f,
+            ));
+        };
+        if KvCommand::parse(line).as_ref() != Ok(&exchange.command) {
+            let mut f = StepFailure::new(
+                FailureKind::WrongOutput,
+                format!("a request `<id> {}`", exchange.command.to_line().trim_end()),
+                "another request",
+            );
+            f.got = Some(datagram);
+            return Err(client_failure(
+                scenario,
+                &lines,
+                Some(&mut client),
+                step_number,
+                f,
+            ));
+        }
+        next += 1;
+        unanswered.insert(id);
+        for reply in &exchange.replies {
+            match reply {
+                DatagramReply::Answer(text) => {
+                    let bytes = [format!("{id} ").as_bytes(), text].concat();
+                    send(&bytes, "<id>", Some(id), &mut lines);
+                    unanswered.remove(&id);
+                    answered.insert(id, bytes);
+                }
+                DatagramReply::OtherId(text) => {
+                    let other = id.wrapping_add(1_000_003);
+                    let bytes = [format!("{other} ").as_bytes(), text].concat();
+                    send(&bytes, "<another id>", Some(other), &mut lines);
+                }
+                DatagramReply::Junk(bytes) => send(bytes, "", None, &mut lines),
+            }
+        }
+    }
+    // What the weather did, from the proxy's log: the client may have sent datagrams that never
+    // reached the fake server.
+    let proxy_log = path.take().map(ProxyHandle::stop).unwrap_or_default();
+    let sent_into_the_weather = proxy_log.iter().any(|line| line.contains(" c1 > "));
+    if scenario.weather.is_some() {
+        let dropped = |arrow: &str| {
+            proxy_log
+                .iter()
+                .filter(|line| line.contains(arrow) && line.ends_with(", dropped"))
+                .count()
+        };
+        lines.push(format!(
+            "(on the way, the proxy dropped {} of the client's datagrams and {} of the server's)",
+            dropped(" c1 > "),
+            dropped(" c1 < ")
+        ));
+    }
+    if client.wait_exit(Duration::ZERO).is_none() {
+        let expected = if silent_at_the_end(exchanges) {
+            "the client to give up on the silent server and exit"
+        } else {
+            "the client to finish and exit"
+        };
+        let f = StepFailure::new(
+            FailureKind::ExitMismatch,
+            expected,
+            format!(
+                "it was still running {} s after it started",
+                exit_within.as_secs_f32()
+            ),
+        )
+        .timed_out();
+        return Err(client_failure(
+            scenario,
+            &lines,
+            Some(&mut client),
+            step_number + 1,
+            f,
+        ));
+    }
+    if step_number == 0 && !sent_into_the_weather {
+        let status = client
+            .wait_exit(Duration::ZERO)
+            .map(describe_exit)
+            .unwrap_or_default();
+        let f = StepFailure::new(
+            FailureKind::DidNotConnect,
+            "the client to send its request to the port it was given",
+            format!("it exited ({status}) without sending a datagram"),
+        );
+        return Err(client_failure(scenario, &lines, Some(&mut client), 0, f));
+    }
+    let silent = silent_at_the_end(exchanges);
+    judge_exit(
+        client,
+        scenario,
+        options,
+        Conversation {
+            lines,
+            notes: Vec::new(),
+            step_number: step_number + 1,
+            port,
+            // The wait above used the client's time already: whatever is left, at least a moment.
+            exit_within: deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100)),
+            silent,
+        },
+    )
+}
+// ANCHOR_END: datagram_scenario
+
+/// Does the fake UDP server answer nothing to the last request?
+fn silent_at_the_end(exchanges: &[DatagramExchange]) -> bool {
+    exchanges.last().is_some_and(|last| {
+        !last
+            .replies
+            .iter()
+            .any(|reply| matches!(reply, DatagramReply::Answer(_)))
+    })
+}
+
+/// Where a conversation with a client stands when the fake server's script is done.
+struct Conversation {
+    lines: Vec<String>,
+    notes: Vec<String>,
+    step_number: usize,
+    port: u16,
+    /// How long the client has left to exit.
+    exit_within: Duration,
+    /// The fake server went silent (the client must give up by itself).
+    silent: bool,
+}
+
+/// Once the fake server's script is done: waits for the client to exit, then judges its exit
+/// code, stdout and stderr.
+fn judge_exit(
+    mut client: ServerProcess,
+    scenario: &ClientScenario,
+    options: &RunOptions,
+    conversation: Conversation,
+) -> Result<ClientRun, Box<Failure>> {
+    let Conversation {
+        mut lines,
+        mut notes,
+        step_number,
+        port,
+        exit_within,
+        silent,
+    } = conversation;
     let Some(status) = client.wait_exit(exit_within) else {
-        let (expected, after) = if held.is_some() {
+        let (expected, after) = if silent {
             (
                 "the client to give up on the silent server and exit",
                 "the server went silent",
@@ -382,9 +741,14 @@ pub fn run_client_scenario(
             ),
         )
         .timed_out();
-        return Err(fail(&lines, Some(&mut client), step_number, f));
+        return Err(client_failure(
+            scenario,
+            &lines,
+            Some(&mut client),
+            step_number,
+            f,
+        ));
     };
-    drop(held);
     let code_ok = match scenario.exit {
         ExitExpect::Code(code) => status.code() == Some(code),
         ExitExpect::Failure => matches!(status.code(), Some(code) if code != 0),
@@ -399,7 +763,13 @@ pub fn run_client_scenario(
             expected,
             format!("it exited with {}", describe_exit(status)),
         );
-        return Err(fail(&lines, Some(&mut client), step_number, f));
+        return Err(client_failure(
+            scenario,
+            &lines,
+            Some(&mut client),
+            step_number,
+            f,
+        ));
     }
     lines.push(format!("client exits ({})", describe_exit(status)));
 
@@ -438,7 +808,7 @@ pub fn run_client_scenario(
                 String::new(),
             );
             f.mismatch = Some(mismatch);
-            let mut failure = fail(&lines, None, step_number, f);
+            let mut failure = client_failure(scenario, &lines, None, step_number, f);
             failure.stderr_tail = stderr_excerpt(&stderr, 8);
             return Err(failure);
         }
@@ -467,7 +837,7 @@ pub fn run_client_scenario(
                 None,
                 problem.into(),
             );
-            let mut failure = fail(&lines, None, step_number, f);
+            let mut failure = client_failure(scenario, &lines, None, step_number, f);
             failure.stderr_tail = stderr_excerpt(&stderr, 8);
             return Err(failure);
         }

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`process`]: start a server, wait until it is ready, collect its output, kill it on drop.
 //! - [`client`]: a client connection whose every read has a deadline.
-//! - [`scenario`]: scenarios as data ([`Scenario`], [`Step`], [`Expect`]).
+//! - [`scenario`]: scenarios as data ([`Scenario`], [`Step`], [`Expect`]): stream steps for TCP,
+//!   datagram steps for UDP (`c1 >> "..."` sent, `c1 << "..."` received).
 //! - [`run`]: run a scenario, get a [`Transcript`] or a [`Failure`] that explains itself.
 //! - [`client_scenario`]: the other way round: a scripted fake server checks a client program.
 

@@ -33,6 +33,9 @@ pub enum Readiness {
     /// Any program: something listens on this port on 127.0.0.1. Checked without connecting, so a
     /// server that serves a single client is not used up by the check.
     PortListening(u16),
+    /// Any UDP program: a UDP socket of the program (its process group) is bound to this port.
+    /// UDP has no `listen`: a bound socket is all a UDP server needs to receive datagrams.
+    UdpBound(u16),
     /// Do not wait (for client programs).
     Started,
 }
@@ -200,6 +203,7 @@ impl ServerProcess {
         server.addr = match readiness {
             Readiness::ListeningLine => server.wait_for_listening_line(timeout)?,
             Readiness::PortListening(port) => server.wait_for_port(port, timeout)?,
+            Readiness::UdpBound(port) => server.wait_for_udp_port(port, timeout)?,
             Readiness::Started => server.addr,
         };
         Ok(server)
@@ -286,6 +290,32 @@ impl ServerProcess {
             if let Some(status) = self.wait_exit(pause) {
                 return Err(self.start_error(format!(
                     "the program exited ({}) before it listened on port {port}",
+                    describe_exit(status)
+                )));
+            }
+            pause = (pause * 2).min(Duration::from_millis(25));
+        }
+    }
+
+    fn wait_for_udp_port(&mut self, port: u16, timeout: Duration) -> Result<SocketAddr, StartError> {
+        let deadline = Instant::now() + timeout;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut pause = Duration::from_millis(2);
+        loop {
+            // Bound by our program, not by another one that happens to hold the port.
+            if udp_bound_in_group(port, self.pid) {
+                return Ok(addr);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.start_error(format!(
+                    "no UDP socket was bound to port {port} after {} s; does your program bind a UDP socket \
+                     (SOCK_DGRAM) to the port it was given?",
+                    timeout.as_secs_f32()
+                )));
+            }
+            if let Some(status) = self.wait_exit(pause) {
+                return Err(self.start_error(format!(
+                    "the program exited ({}) before it bound UDP port {port}",
                     describe_exit(status)
                 )));
             }
@@ -486,25 +516,60 @@ fn listener_in_group(port: u16, pgid: i32) -> Option<bool> {
             .filter(|&(listening_port, _)| listening_port == port)
             .map(|(_, inode)| inode)
             .collect();
-        let owned = group_members(pgid).iter().any(|(folder, _)| {
-            let Ok(descriptors) = std::fs::read_dir(folder.join("fd")) else {
-                return false;
-            };
-            descriptors.flatten().any(|fd| {
-                std::fs::read_link(fd.path()).is_ok_and(|target| {
-                    inodes
-                        .iter()
-                        .any(|inode| target.to_string_lossy() == format!("socket:[{inode}]"))
-                })
-            })
-        });
-        Some(owned)
+        Some(group_holds_socket(pgid, &inodes))
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (port, pgid);
         None
     }
+}
+
+/// Does a process of group `pgid` hold one of the sockets with these inodes open?
+fn group_holds_socket(pgid: i32, inodes: &[u32]) -> bool {
+    group_members(pgid).iter().any(|(folder, _)| {
+        let Ok(descriptors) = std::fs::read_dir(folder.join("fd")) else {
+            return false;
+        };
+        descriptors.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| {
+                inodes
+                    .iter()
+                    .any(|inode| target.to_string_lossy() == format!("socket:[{inode}]"))
+            })
+        })
+    })
+}
+
+/// Is a UDP socket of process group `pgid` bound to `port`? On Linux, from the kernel's UDP
+/// socket tables (`/proc/net/udp*`, one line per socket, with its local port and inode) and the
+/// group's open descriptors. Elsewhere: whether the port is taken at all (binding it fails).
+pub fn udp_bound_in_group(port: u16, pgid: i32) -> bool {
+    let mut inodes = Vec::new();
+    let mut found_table = false;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        found_table = true;
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // fields[1] is "local_address:port" in hex, fields[9] the socket's inode.
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port)
+                && let Some(inode) = fields.get(9).and_then(|i| i.parse::<u32>().ok())
+            {
+                inodes.push(inode);
+            }
+        }
+    }
+    if found_table {
+        return !inodes.is_empty() && group_holds_socket(pgid, &inodes);
+    }
+    std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_err()
 }
 
 /// `exit code 3`, `killed by signal 9`.
@@ -776,6 +841,20 @@ mod tests {
             assert_eq!(listener_in_group(port, own_group), Some(true));
             assert_eq!(listener_in_group(port, i32::MAX), Some(false));
         }
+    }
+
+    /// A bound UDP socket is seen, and only as the program's when its process group holds it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_bound_udp_port_is_seen_as_the_groups() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        // SAFETY: getpgrp(2) takes nothing and cannot fail.
+        let own_group = unsafe { libc::getpgrp() };
+        assert!(udp_bound_in_group(port, own_group));
+        assert!(!udp_bound_in_group(port, i32::MAX));
+        drop(socket);
+        assert!(!udp_bound_in_group(port, own_group));
     }
 
     #[test]

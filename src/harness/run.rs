@@ -1,7 +1,8 @@
 //! Running a scenario against a server and writing down what happened.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::ExitStatus;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -21,6 +22,11 @@ const MAX_LINE: usize = 1024 * 1024;
 const SETTLE: Duration = Duration::from_millis(50);
 /// A failure report's `got:` shows at most this many bytes (the start and the end).
 const SHOW_GOT: usize = 120;
+/// How a datagram step's failure describes what it expected: the checker's hints look for it.
+pub const EXPECTED_A_DATAGRAM: &str = "a datagram from the server";
+/// A datagram step's receive buffer: more than the largest UDP payload (65,507 bytes over IPv4),
+/// so no datagram the server sends is ever cut short on our side.
+const DATAGRAM_BUFFER: usize = 65_536;
 /// The pause between the writes of a `SendInWrites` step. Deliberate: it makes the pieces
 /// arrive in separate reads on the server, which is what such a step is there to test.
 const PAUSE_BETWEEN_WRITES: Duration = Duration::from_millis(2);
@@ -145,6 +151,11 @@ pub enum FailureKind {
     /// A client program did not end its stream (no close, no half-close) where the server waits
     /// for the end of it.
     NoEndOfStream,
+    /// UDP: a reply went to another address than the one the request came from (another
+    /// client's).
+    WrongPeer,
+    /// UDP: a reply came from another address than the one the request went to.
+    WrongSource,
 }
 
 /// A failed step, with everything needed to understand it.
@@ -257,6 +268,8 @@ struct Runner<'a> {
     scenario: &'a Scenario,
     options: &'a RunOptions,
     connections: Vec<(Client, Connection)>,
+    /// Each UDP client's socket, made by its first datagram.
+    datagram_sockets: Vec<(Client, UdpSocket)>,
     transcript: Transcript,
     /// Steps started so far, counting those inside the path an `Either` followed: the number a
     /// failure reports.
@@ -280,6 +293,7 @@ pub fn run_scenario(
         scenario,
         options,
         connections: Vec::new(),
+        datagram_sockets: Vec::new(),
         transcript: Transcript::default(),
         steps_started: 0,
     };
@@ -433,6 +447,51 @@ impl Runner<'_> {
                         format!("the server to log a line containing {text:?}"),
                         format!("no such line within {} s", timeout.as_secs_f32()),
                     ));
+                }
+            }
+            Step::SendDatagram(client, bytes) => {
+                self.log(format!("{client} >> {}", self.options.long_bytes.show(bytes)));
+                let to = self.server_datagram_addr();
+                let socket = self.datagram_socket(client)?;
+                socket.send_to(bytes, to).map_err(|err| {
+                    StepFailure::new(
+                        FailureKind::SendFailed,
+                        format!("{client} to send its datagram"),
+                        describe_io_error(&err),
+                    )
+                })?;
+            }
+            Step::ReceiveDatagram(client, expect) => {
+                let notes = self.receive_datagram(client, expect)?;
+                for note in notes {
+                    self.transcript.add_note(note);
+                }
+            }
+            Step::ExpectNoDatagram(client, duration) => {
+                let mut buf = vec![0u8; DATAGRAM_BUFFER];
+                match receive_within(self.datagram_socket(client)?, &mut buf, *duration) {
+                    Ok(None) => self.log(format!(
+                        "{client} receives no datagram for {} s",
+                        duration.as_secs_f32()
+                    )),
+                    Ok(Some((n, from))) => {
+                        let shown = self.options.long_bytes.show(&buf[..n]);
+                        self.log(format!("{client} << {shown}"));
+                        let mut failure = StepFailure::new(
+                            FailureKind::UnexpectedData,
+                            format!("no datagram for {client} for {} s", duration.as_secs_f32()),
+                            format!(", from {from}"),
+                        );
+                        failure.got = Some(buf[..n].to_vec());
+                        return Err(failure);
+                    }
+                    Err(err) => {
+                        return Err(StepFailure::new(
+                            FailureKind::ConnectionBroken,
+                            format!("no datagram for {client} for {} s", duration.as_secs_f32()),
+                            describe_io_error(&err),
+                        ));
+                    }
                 }
             }
             Step::Receive(..)
@@ -632,6 +691,150 @@ impl Runner<'_> {
         }
     }
 
+    /// Where datagrams for the server go: its address, with a loopback address for a server
+    /// that printed an unspecified one (`0.0.0.0`, `::`).
+    fn server_datagram_addr(&self) -> SocketAddr {
+        let mut addr = self.server.addr();
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        addr
+    }
+
+    /// `client`'s UDP socket; its first use binds it to a free port on the loopback address of
+    /// the server's family.
+    fn datagram_socket(&mut self, client: Client) -> Result<&UdpSocket, Box<StepFailure>> {
+        if !self.datagram_sockets.iter().any(|(name, _)| *name == client) {
+            let local: SocketAddr = match self.server.addr() {
+                SocketAddr::V4(_) => (Ipv4Addr::LOCALHOST, 0).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::LOCALHOST, 0).into(),
+            };
+            let socket =
+                UdpSocket::bind(local).and_then(|socket| socket.local_addr().map(|addr| (socket, addr)));
+            let (socket, addr) = socket.map_err(|err| {
+                StepFailure::new(
+                    FailureKind::SendFailed,
+                    format!("{client} to get a UDP socket"),
+                    describe_io_error(&err),
+                )
+            })?;
+            self.transcript.clients.push((client, addr));
+            self.datagram_sockets.push((client, socket));
+        }
+        let (_, socket) = self
+            .datagram_sockets
+            .iter()
+            .find(|(name, _)| *name == client)
+            .expect("made above");
+        Ok(socket)
+    }
+
+    /// Waits (up to the read timeout) for one datagram for `client` and judges it: its bytes,
+    /// and that it came from the server's address. When none comes, looks whether it went to
+    /// another client instead.
+    fn receive_datagram(&mut self, client: Client, expect: &Expect) -> Result<Vec<String>, Box<StepFailure>> {
+        let timeout = self.options.read_timeout;
+        let server = self.server_datagram_addr();
+        let mut buf = vec![0u8; DATAGRAM_BUFFER];
+        let what = format!("{EXPECTED_A_DATAGRAM}: {}", expect.describe());
+        let received = receive_within(self.datagram_socket(client)?, &mut buf, timeout);
+        let (n, from) = match received {
+            Ok(Some(received)) => received,
+            Ok(None) => {
+                let mut failure = match self.datagram_for_another_client(client) {
+                    Some((other, bytes)) => {
+                        let mut failure = StepFailure::new(
+                            FailureKind::WrongPeer,
+                            what,
+                            format!(
+                                ", but not to {client}: nothing came back to {client}'s address within {} s, \
+                                 and {other} received this at its own address instead",
+                                timeout.as_secs_f32()
+                            ),
+                        );
+                        failure.got = Some(bytes);
+                        failure
+                    }
+                    None => StepFailure::new(
+                        FailureKind::NoAnswer,
+                        what,
+                        format!(
+                            "no datagram came back to {client}'s address within {} s",
+                            timeout.as_secs_f32()
+                        ),
+                    ),
+                };
+                failure.timed_out = true;
+                return Err(failure);
+            }
+            Err(err) => {
+                return Err(StepFailure::new(
+                    FailureKind::ConnectionBroken,
+                    what,
+                    describe_io_error(&err),
+                ));
+            }
+        };
+        let bytes = buf[..n].to_vec();
+        let shown = self.options.long_bytes.show(&bytes);
+        if from != server {
+            self.log(format!("{client} << {shown} (from {from})"));
+            let mut failure = StepFailure::new(
+                FailureKind::WrongSource,
+                what,
+                format!(", from {from}: not the server's address {server}, where the request went"),
+            );
+            failure.got = Some(bytes);
+            return Err(failure);
+        }
+        self.log(format!("{client} << {shown}"));
+        let expect = if self.options.accept_alternatives {
+            expect
+        } else {
+            expect.reference()
+        };
+        let judged = expect.judge(&bytes).and_then(|notes| {
+            if self.options.accept_alternatives || notes.is_empty() {
+                Ok(notes)
+            } else {
+                Err(Mismatch::because(format!(
+                    "a learner's program would pass with a note, but a reference lesson must behave as the \
+                     reference: {}",
+                    notes.join("; ")
+                )))
+            }
+        });
+        judged.map_err(|mismatch| {
+            Box::new(StepFailure {
+                kind: FailureKind::WrongBytes,
+                expected: format!("a datagram: {}", expect.describe()),
+                got: Some(bytes),
+                detail: String::new(),
+                mismatch: Some(mismatch),
+                missing_newline: false,
+                timed_out: false,
+            })
+        })
+    }
+
+    /// A datagram waiting for another client than `client`, without taking it: who, and its
+    /// bytes.
+    fn datagram_for_another_client(&self, client: Client) -> Option<(Client, Vec<u8>)> {
+        let mut buf = vec![0u8; DATAGRAM_BUFFER];
+        self.datagram_sockets
+            .iter()
+            .filter(|(name, _)| *name != client)
+            .find_map(|(name, socket)| {
+                socket.set_nonblocking(true).ok()?;
+                let peeked = socket.peek_from(&mut buf);
+                let _ = socket.set_nonblocking(false);
+                let (n, _) = peeked.ok()?;
+                Some((*name, buf[..n].to_vec()))
+            })
+    }
+
     fn send(&mut self, client: Client, bytes: &[u8]) -> Result<(), Box<StepFailure>> {
         self.connection(client)?.send(bytes).map_err(|err| {
             StepFailure::new(
@@ -679,6 +882,31 @@ impl Runner<'_> {
             timed_out: failure.timed_out,
             program_threads,
         })
+    }
+}
+
+/// Receives one datagram on `socket` within `timeout`: its length and sender, or `None` when
+/// nothing came. Interrupted calls are retried with the time that is left.
+fn receive_within(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<Option<(usize, SocketAddr)>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv_from(buf) {
+            Ok(received) => return Ok(Some(received)),
+            Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Ok(None);
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        }
     }
 }
 

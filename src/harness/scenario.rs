@@ -427,6 +427,15 @@ pub enum Step {
     /// wait until the server has printed a line containing this text. Used so that a snapshot
     /// holds the server's full log, never a part of it that depends on timing.
     ServerLogs(String),
+    /// UDP: this client sends one datagram with these bytes to the server's address (written
+    /// `c1 >> "..."`). A client's first datagram gives it a UDP socket of its own, bound to a
+    /// port the kernel picks, so several clients are several sockets and several addresses.
+    SendDatagram(Client, Vec<u8>),
+    /// UDP: this client receives one datagram (written `c1 << "..."`), within the read timeout,
+    /// whose bytes must meet the expectation and which must come from the server's address.
+    ReceiveDatagram(Client, Expect),
+    /// UDP: no datagram arrives for this client for this long.
+    ExpectNoDatagram(Client, Duration),
 }
 
 impl Step {
@@ -442,7 +451,10 @@ impl Step {
             | Step::ExpectSilence(c, _)
             | Step::ShutdownWrite(c)
             | Step::StopReading(c)
-            | Step::Close(c) => Some(c),
+            | Step::Close(c)
+            | Step::SendDatagram(c, _)
+            | Step::ReceiveDatagram(c, _)
+            | Step::ExpectNoDatagram(c, _) => Some(c),
             Step::ServerExits(_) | Step::ServerKeepsRunning | Step::ServerLogs(_) => None,
             Step::Either(paths) => paths
                 .first()
@@ -674,6 +686,43 @@ impl Scenario {
     pub fn server_logs(mut self, text: impl Into<String>) -> Self {
         self.steps.push(Step::ServerLogs(text.into()));
         self
+    }
+
+    /// UDP: `client` sends one datagram holding `bytes` (see [`Step::SendDatagram`]).
+    pub fn send_datagram(mut self, client: Client, bytes: impl AsRef<[u8]>) -> Self {
+        self.steps
+            .push(Step::SendDatagram(client, bytes.as_ref().to_vec()));
+        self
+    }
+
+    /// UDP: `client` receives one datagram that meets `expect`, from the server's address.
+    pub fn receive_datagram(mut self, client: Client, expect: Expect) -> Self {
+        self.steps.push(Step::ReceiveDatagram(client, expect));
+        self
+    }
+
+    /// UDP: `client` receives one datagram that is exactly `bytes`, from the server's address.
+    pub fn expect_datagram(self, client: Client, bytes: impl AsRef<[u8]>) -> Self {
+        self.receive_datagram(client, Expect::exact(bytes))
+    }
+
+    /// UDP: nothing arrives for `client` for `duration`.
+    pub fn expect_no_datagram(mut self, client: Client, duration: Duration) -> Self {
+        self.steps.push(Step::ExpectNoDatagram(client, duration));
+        self
+    }
+
+    /// Does this scenario talk in datagrams (UDP)? Then the server it runs against binds a UDP
+    /// port, and the checker picks a free UDP port for it and waits for a bound UDP socket.
+    pub fn uses_datagrams(&self) -> bool {
+        fn any(steps: &[Step]) -> bool {
+            steps.iter().any(|step| match step {
+                Step::SendDatagram(..) | Step::ReceiveDatagram(..) | Step::ExpectNoDatagram(..) => true,
+                Step::Either(paths) => paths.iter().any(|path| any(&path.steps)),
+                _ => false,
+            })
+        }
+        any(&self.steps)
     }
 }
 

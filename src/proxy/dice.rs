@@ -1,6 +1,6 @@
 //! Seeded choices. Every random decision of the proxy is a pure function of the seed and of
 //! *where* it is made: for TCP the connection's number, the direction and the byte offset; for
-//! UDP the datagram's number. Nothing depends on the clock, on thread scheduling, or on how
+//! UDP the client, the direction and the datagram's number in that direction. Nothing depends on the clock, on thread scheduling, or on how
 //! `read` happened to split the bytes, so the same seed and the same traffic give the same
 //! decisions, on any machine.
 //!

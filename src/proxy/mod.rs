@@ -46,8 +46,8 @@
 //!
 //! # Determinism
 //! Every random choice is a hash of the seed and of its place: (connection, direction, byte
-//! offset) for TCP, the datagram's number for UDP; never the time, a thread's timing or how
-//! `read` split the bytes. The log is written in the same terms, so that it does not depend on
+//! offset) for TCP, (client, direction, datagram number) for UDP; never the time, a thread's
+//! timing or how `read` split the bytes. The log is written in the same terms, so that it does not depend on
 //! them either:
 //! - with `slice`, one line per piece of the stream's fixed grid (bytes 0 to N-1, N to 2N-1, ...),
 //!   written once the piece is complete, or when the stream ends inside it. (A piece whose bytes
@@ -55,10 +55,13 @@
 //! - without `slice`, the delay is chosen once per direction of a connection, and logged when its
 //!   first byte arrives;
 //! - the close, reset and stall fates happen at exact offsets, and end of stream gives the total;
-//! - UDP datagrams are numbered in the order they reach the proxy, one line each.
+//! - UDP datagrams are numbered per client and direction in the order they reach the proxy, one
+//!   line each.
 //!
 //! Lines of one direction are in order; lines of both directions interleave as the traffic does:
-//! for a client that waits for each reply, the same way on every run.
+//! for a client that waits for each reply, the same way on every run. (A UDP client that
+//! retransmits, through a proxy that duplicates, is not such a client: read each direction's
+//! lines on their own.)
 //!
 //! # Bounds
 //! A connection holds one 64 KiB read buffer and at most 256 KiB queued per direction (a slice

@@ -5,10 +5,18 @@
 //! server answers on it goes back to that client from the proxy's socket. (One socket towards the
 //! server for all clients could not tell whose answer is whose.)
 //!
-//! Datagrams are numbered `d1`, `d2`, ... in the order they reach the proxy, in both directions
-//! together, and each one's fate (dropped, truncated, delayed, held back so others overtake it,
-//! sent twice) is chosen from the seed and its number alone. Those waiting for their time sit in
+//! Datagrams are numbered `d1`, `d2`, ... per client and direction, in the order they reach the
+//! proxy: `d3 c1 >` is the third datagram client 1 sent, `d3 c1 <` the third the server sent it.
+//! Each one's fate (dropped, truncated, delayed, held back so others overtake it, sent twice) is
+//! chosen from the seed and (client, direction, number) alone. Those waiting for their time sit in
 //! a queue ordered by (time, number).
+//!
+//! Why per direction, not one count for all: a client that retransmits, and a server that answers
+//! every copy of a duplicated request, send datagrams at the same moment from both sides (the
+//! server's second answer races the client's next request). Whichever reached the proxy first
+//! would take the lower number, and with it the other's fate: the same seed would lose different
+//! datagrams on different runs. Within one client and one direction, the order is the order the
+//! sender sent in, which the weather alone decides for a client that waits for its replies.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -45,6 +53,9 @@ struct Client {
     upstream: UdpSocket,
     weathered: bool,
     last_active: Instant,
+    /// How many datagrams this client sent (up) and was sent (down) so far.
+    counted_up: u64,
+    counted_down: u64,
 }
 
 /// Up: client to server; down: server to client.
@@ -74,7 +85,6 @@ struct Udp<'a> {
     clients: HashMap<u64, Client>,
     by_peer: HashMap<SocketAddr, u64>,
     next_client: u64,
-    next_datagram: u64,
     pending: BinaryHeap<Reverse<Pending>>,
     pending_bytes: usize,
 }
@@ -89,7 +99,6 @@ pub(crate) fn run(socket: UdpSocket, config: &ProxyConfig, dice: Dice, shared: &
         clients: HashMap::new(),
         by_peer: HashMap::new(),
         next_client: 1,
-        next_datagram: 1,
         pending: BinaryHeap::new(),
         pending_bytes: 0,
     };
@@ -168,28 +177,29 @@ impl Udp<'_> {
                 Err(_) => continue,
             };
             let now = Instant::now();
-            let number = self.next_datagram;
-            self.next_datagram += 1;
             let client = match self.by_peer.get(&peer) {
                 Some(&client) => client,
-                None => match self.add_client(peer, number, now) {
+                None => match self.add_client(peer, now) {
                     Some(client) => client,
                     None => continue,
                 },
             };
-            if let Some(known) = self.clients.get_mut(&client) {
-                known.last_active = now;
-            }
+            let Some(known) = self.clients.get_mut(&client) else {
+                continue;
+            };
+            known.last_active = now;
+            known.counted_up += 1;
+            let number = known.counted_up;
             self.arrived(number, client, Way::Up, &buffer[..n], now);
         }
     }
 
     /// A datagram from an address we do not know yet: a new client, unless there are too many.
-    fn add_client(&mut self, peer: SocketAddr, datagram: u64, now: Instant) -> Option<u64> {
+    fn add_client(&mut self, peer: SocketAddr, now: Instant) -> Option<u64> {
         let log = &self.shared.log;
         if self.clients.len() >= self.config.max_connections {
             log.event(format_args!(
-                "d{datagram} from {peer}: dropped, {} clients already (--max-connections)",
+                "a datagram from {peer}: dropped, {} clients already (--max-connections)",
                 self.clients.len()
             ));
             return None;
@@ -199,7 +209,7 @@ impl Udp<'_> {
             Ok(upstream) => upstream,
             Err(err) => {
                 log.event(format_args!(
-                    "d{datagram} from {peer}: dropped, no socket towards {}: {err}",
+                    "a datagram from {peer}: dropped, no socket towards {}: {err}",
                     self.config.to
                 ));
                 return None;
@@ -222,6 +232,8 @@ impl Udp<'_> {
                 upstream,
                 weathered,
                 last_active: now,
+                counted_up: 0,
+                counted_down: 0,
             },
         );
         self.by_peer.insert(peer, number);
@@ -249,16 +261,18 @@ impl Udp<'_> {
                 }
             };
             let now = Instant::now();
-            if let Some(client) = self.clients.get_mut(&number) {
-                client.last_active = now;
-            }
-            let datagram = self.next_datagram;
-            self.next_datagram += 1;
+            let Some(client) = self.clients.get_mut(&number) else {
+                return;
+            };
+            client.last_active = now;
+            client.counted_down += 1;
+            let datagram = client.counted_down;
             self.arrived(datagram, number, Way::Down, &buffer[..n], now);
         }
     }
 
-    /// Decides datagram `number`'s fate, logs it, and queues it (or not).
+    /// Decides the fate of datagram `number` of `client` going `way`, logs it, and queues it (or
+    /// not).
     fn arrived(&mut self, number: u64, client: u64, way: Way, bytes: &[u8], now: Instant) {
         let clear = Weather::default();
         let weathered = self.clients.get(&client).is_some_and(|c| c.weathered);
@@ -277,7 +291,7 @@ impl Udp<'_> {
             bytes.len(),
             super::weather::bytes_word(bytes.len() as u64)
         );
-        let key = [number];
+        let key = dice_key(number, client, way);
         if self.dice.chance(Purpose::Drop, &key, weather.drop) {
             self.shared.log.event(format_args!("{line}, dropped"));
             return;
@@ -370,6 +384,17 @@ impl Udp<'_> {
             }
         }
         self.shared.open.store(self.clients.len(), Ordering::SeqCst);
+    }
+}
+
+/// Where a datagram's choices are made: (number, direction, client). The first client's datagrams
+/// towards the server keep the key `[number]` that every datagram had when the proxy counted them
+/// all together, so the recorded one-way transcripts still hold.
+fn dice_key(number: u64, client: u64, way: Way) -> Vec<u64> {
+    match (client, way) {
+        (1, Way::Up) => vec![number],
+        (_, Way::Up) => vec![number, 0, client],
+        (_, Way::Down) => vec![number, 1, client],
     }
 }
 

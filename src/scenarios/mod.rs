@@ -6,3 +6,5 @@ pub mod frame;
 pub mod kv;
 pub mod resp;
 pub mod time;
+pub mod udp;
+pub mod udp_kv;
