@@ -90,7 +90,7 @@ use socket_workbook::harness::{self, Readiness, ServerProcess};
 
 /// Our servers, as cargo built them for this benchmark (release profile under `cargo bench`):
 /// the lesson number, the program's name, and its path.
-const LESSONS: [(&str, &str, &str); 3] = [
+const LESSONS: [(&str, &str, &str); 4] = [
     (
         "07",
         "07_kv_server_threads",
@@ -106,6 +106,8 @@ const LESSONS: [(&str, &str, &str); 3] = [
         "12_kv_server_epoll",
         env!("CARGO_BIN_EXE_12_kv_server_epoll"),
     ),
+    // Lesson 13 speaks RESP, not our text protocol (`--lessons 13`; benches/resp_bench.rs).
+    ("13", "13_resp_server", env!("CARGO_BIN_EXE_13_resp_server")),
 ];
 
 /// The most idle connections `--idle` opens (a server needs a descriptor for each, and so do we).
@@ -146,7 +148,8 @@ struct Args {
     /// Threads in the load generator; the connections are divided among them.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (poll), 12 (epoll).
+    /// Which lessons' servers to run, comma-separated: 07 (threads), 08 (poll), 12 (epoll),
+    /// 13 (RESP on poll; it speaks RESP whatever --protocol says).
     #[arg(long, value_delimiter = ',', default_value = "07,08,12")]
     lessons: Vec<String>,
     /// Idle connections held open during the runs, comma-separated: every server is measured
@@ -537,7 +540,11 @@ fn start_servers(args: &Args) -> Result<Vec<Server>, String> {
                 name: name.to_string(),
                 version: None,
                 lesson: Some(number),
-                protocols: vec![Protocol::Text],
+                protocols: vec![if number == "13" {
+                    Protocol::Resp
+                } else {
+                    Protocol::Text
+                }],
                 process,
             });
         }

@@ -428,6 +428,91 @@ impl Store {
     }
 }
 
+// ANCHOR: byte_store
+/// The store of lesson 13, whose protocol (RESP) carries any bytes: keys and values are byte
+/// strings, not text, and may hold `\r\n`, `\0` or invalid UTF-8. The budget works as in
+/// [`Store`]: a `set` that would take the store past it changes nothing.
+#[derive(Debug, Clone)]
+pub struct ByteStore {
+    entries: HashMap<Vec<u8>, Vec<u8>>,
+    bytes_used: usize,
+    limit: usize,
+}
+
+/// A `set` the store's budget has no room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFull;
+
+impl ByteStore {
+    /// An empty store that holds entries costing at most `limit` bytes in total (each costs its
+    /// key, its value and [`Store::ENTRY_OVERHEAD`]).
+    pub fn with_limit(limit: usize) -> ByteStore {
+        ByteStore {
+            entries: HashMap::new(),
+            bytes_used: 0,
+            limit,
+        }
+    }
+
+    fn cost(key: &[u8], value: &[u8]) -> usize {
+        key.len() + value.len() + Store::ENTRY_OVERHEAD
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreFull> {
+        let old_cost = self.entries.get(key).map_or(0, |old| ByteStore::cost(key, old));
+        let bytes_after = self.bytes_used - old_cost + ByteStore::cost(key, value);
+        if bytes_after > self.limit {
+            return Err(StoreFull);
+        }
+        self.bytes_used = bytes_after;
+        match self.entries.get_mut(key) {
+            // Reuse the key (and the value's memory) of an overwritten entry.
+            Some(old) => {
+                old.clear();
+                old.extend_from_slice(value);
+            }
+            None => {
+                self.entries.insert(key.to_vec(), value.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.entries.get(key).map(Vec::as_slice)
+    }
+
+    /// Removes `key`; `true` if it was there.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.entries.remove(key) {
+            Some(value) => {
+                self.bytes_used -= ByteStore::cost(key, &value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What the stored entries cost against the budget.
+    pub fn bytes_used(&self) -> usize {
+        self.bytes_used
+    }
+}
+// ANCHOR_END: byte_store
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +646,24 @@ mod tests {
         );
         assert!(store.is_empty());
         assert_eq!(store.bytes_used(), 0);
+    }
+
+    #[test]
+    fn the_byte_store_takes_any_bytes_and_keeps_its_budget() {
+        let limit = 2 * (Store::ENTRY_OVERHEAD + 4);
+        let mut store = ByteStore::with_limit(limit);
+        assert_eq!(store.set(b"k\r\n", b"\xff"), Ok(()));
+        assert_eq!(store.get(b"k\r\n"), Some(&b"\xff"[..]));
+        assert_eq!(store.set(b"k2", b"12"), Ok(()));
+        assert_eq!(store.bytes_used(), limit);
+        assert_eq!(store.set(b"k3", b""), Err(StoreFull));
+        assert_eq!(store.set(b"k2", b"123"), Err(StoreFull));
+        assert_eq!(store.get(b"k2"), Some(&b"12"[..]));
+        assert!(store.remove(b"k2"));
+        assert!(!store.remove(b"k2"));
+        assert!(!store.contains(b"k2"));
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.bytes_used(), limit / 2);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //!   data prints the same thing on every run.
 //! - [`kv`]: the key-value protocol of lessons 05 and 06 (described there in full): command
 //!   parsing, replies, and the store.
+//! - [`resp`]: RESP2, Redis's protocol (lesson 13): requests parsed incrementally under caps and
+//!   a memory budget, typed replies.
 //! - [`proxy`]: network weather: a seeded proxy that delays, slices, cuts off, resets or stalls
 //!   TCP connections and drops, duplicates, reorders or truncates UDP datagrams, and logs what
 //!   it did (`workbook proxy`).
@@ -47,6 +49,7 @@ pub mod line_buffer;
 pub mod lockstep;
 pub mod practice;
 pub mod proxy;
+pub mod resp;
 pub mod retry;
 pub mod scenarios;
 pub mod udp_kv;

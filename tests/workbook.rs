@@ -24,6 +24,7 @@ use socket_workbook::scenarios::kv::{
     NOTE_BYTES_STORED_AS_THEY_CAME, NOTE_CASE_SENSITIVE_COMMANDS, NOTE_COMMAND_ENDS_WITH_CRLF,
     NOTE_DELETE_OF_MISSING_KEY_OK, NOTE_EMPTY_VALUE_REFUSED, NOTE_LONG_LINE_KEEPS_CONNECTION,
 };
+use socket_workbook::scenarios::resp::{NOTE_NEGATIVE_COUNT_IGNORED, NOTE_NO_INLINE_COMMANDS};
 
 /// A POSIX time zone five and a half hours east of UTC, given to the checker (and so to the
 /// program it runs) as `TZ`: a time zone that is not UTC on every machine, CI included, so that
@@ -269,6 +270,7 @@ fn our_own_lessons_pass_every_step() {
                 "10_udp_echo" => &[env!("CARGO_BIN_EXE_10_udp_echo"), "server"],
                 "11_udp_kv" => &[env!("CARGO_BIN_EXE_11_udp_kv"), "client"],
                 "12_kv_server_epoll" => &[env!("CARGO_BIN_EXE_12_kv_server_epoll")],
+                "13_resp_server" => &[env!("CARGO_BIN_EXE_13_resp_server")],
                 other => panic!("add lesson {other} to this test"),
             };
             checks.push((step.name, lesson, [command, &["--port", "{port}"]].concat()));
@@ -352,6 +354,10 @@ fn correct_python_solutions_pass() {
         (
             "udp-kv-client",
             py(&fixture("udp_kv_client.py"), &["--port", "{port}"]),
+        ),
+        (
+            "resp-server",
+            py(&fixture("resp_server.py"), &["--port", "{port}"]),
         ),
     ];
     in_parallel(checks, |(step, command)| {
@@ -680,6 +686,51 @@ fn an_echo_server_that_serves_the_next_client_passes_with_notes() {
         );
         assert_eq!(report["total"], 1, "{report:#}");
         assert_passes_with_notes(&report, code, &[(name, NOTE_SERVES_THE_NEXT_CLIENT)]);
+    });
+}
+
+/// A RESP server that refuses inline commands, and one that ignores `*-2` as Redis 7 does, are
+/// correct: every scenario passes, the one that shows the choice with its note.
+#[test]
+fn resp_servers_that_choose_differently_pass_with_notes() {
+    let mut command = py(&fixture("resp_server.py"), &["--port", "{port}"]);
+    for choice in ["no-inline", "redis-counts"] {
+        command.extend(["--choice".to_string(), choice.to_string()]);
+    }
+    let (code, report) = check_json(ANSWERS, "resp-server", &strs(&command));
+    assert_passes_with_notes(
+        &report,
+        code,
+        &[
+            ("inline-commands", NOTE_NO_INLINE_COMMANDS),
+            ("negative-lengths", NOTE_NEGATIVE_COUNT_IGNORED),
+        ],
+    );
+}
+
+/// Every mistake the RESP fixture can make is caught, in the scenario that tests for it, with a
+/// hint that names the mistake.
+#[test]
+fn broken_resp_servers_are_caught_with_the_right_hint() {
+    let run = |bug: &str| py(&fixture("resp_server.py"), &["--port", "{port}", "--bug", bug]);
+    let cases = vec![
+        ("no-final-crlf", "set-get-del", "$<length>\\r\\n<value>\\r\\n"),
+        (
+            "trusts-length",
+            "impossible-bulk-length",
+            "check it against your cap",
+        ),
+        ("text-values", "binary-safe", "read exactly <length> bytes"),
+        ("nil-as-error", "set-get-del", "$-1\\r\\n when the key is missing"),
+    ];
+    in_parallel(cases, |(bug, scenario, hint_words)| {
+        assert_caught(
+            SOME_ANSWERS,
+            "resp-server",
+            &strs(&run(bug)),
+            scenario,
+            hint_words,
+        );
     });
 }
 

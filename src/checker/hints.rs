@@ -227,6 +227,25 @@ pub const UDP_ECHO_SERVER: StepHints = StepHints {
     no_end_of_stream: NOT_A_CLIENT,
 };
 
+pub const RESP_SERVER: StepHints = StepHints {
+    crashed: advice_and_see(
+        "bad input from the network must get an error reply (-ERR Protocol error: ...) and a closed \
+         connection, never end the program: check every length before you use it",
+        "13-resp-server.md#a-length-that-lies",
+    ),
+    exited_early: advice("a server keeps running and goes back to accept the next client"),
+    closed_after_answer: advice(
+        "your program closed the connection after answering: keep reading requests until the client \
+         closes it (read returns 0) or sends QUIT",
+    ),
+    missing_newline: advice_and_see(
+        "every RESP reply ends with \\r\\n, a bulk string too: $5\\r\\nhello\\r\\n (the length counts only \
+         the 5 bytes between)",
+        "13-resp-server.md#typed-replies",
+    ),
+    no_end_of_stream: NOT_A_CLIENT,
+};
+
 pub const KV_CLIENT: StepHints = StepHints {
     crashed: advice_and_see(
         "a client must not crash: catch the error, print one line on stderr that says what went \

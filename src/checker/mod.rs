@@ -174,6 +174,16 @@ pub fn steps() -> Vec<CheckStep> {
             kind: StepKind::Server(scenarios::exercises::persistent_all),
             hints: hints::KV_SERVER,
         },
+        CheckStep {
+            name: "resp-server",
+            lessons: &["13_resp_server"],
+            expects: "RESP2 as Redis speaks it: requests are arrays of bulk strings (inline lines too, or an error and a \
+                      close); replies +OK, $<len> bulk strings, $-1 for a missing key, :<n> for DEL and EXISTS, -<error>; \
+                      binary-safe values; a length that cannot be true gets an error reply and a close",
+            example: "python3 resp_server.py --port {port}",
+            kind: StepKind::Server(scenarios::resp::all),
+            hints: hints::RESP_SERVER,
+        },
     ]
 }
 

@@ -5,6 +5,7 @@ pub mod echo;
 pub mod exercises;
 pub mod frame;
 pub mod kv;
+pub mod resp;
 pub mod time;
 pub mod udp;
 pub mod udp_kv;
