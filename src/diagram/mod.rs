@@ -136,6 +136,31 @@ pub const FIGURES: &[Figure] = &[
         "09_kv_client_robust__checker-reset-then-answer",
         "Sequence diagram: the robust client sends GET a, the server resets the connection (RST); the client connects again, repeats GET a, receives 1 and exits 0.",
     ),
+    snapshot(
+        "10-two-clients.svg",
+        "10_udp_echo__two-clients",
+        "Sequence diagram, lesson 10's UDP server: c1 and c2 each send a datagram from their own socket and each gets its own reply back as a datagram; c2 receives nothing more.",
+    ),
+    snapshot(
+        "10-truncated.svg",
+        "10_udp_echo__truncated",
+        "Sequence diagram: c1 sends a 2000-byte datagram to a server with a 1024-byte buffer and receives only the first 1024 bytes back; the next datagram, next, comes back whole.",
+    ),
+    snapshot(
+        "11-ignores-other-replies.svg",
+        "11_udp_kv__checker-ignores-other-replies",
+        "Sequence diagram: the client sends its request GET greeting with an id; the checker's server answers with another id, then without an id, then twice with the right id; the client prints hello once and exits 0.",
+    ),
+    snapshot(
+        "12-idle-client-does-not-block.svg",
+        "12_kv_server_epoll__idle-client-does-not-block",
+        "Sequence diagram, lesson 12's epoll server: c1 stores a 1 and stays connected; c2 connects, sends GET a and is answered at once; c1 is served afterwards; Ctrl-C ends the server.",
+    ),
+    snapshot(
+        "13-set-get-del.svg",
+        "13_resp_server__set-get-del",
+        "Sequence diagram: c1 sends SET, GET, DEL and GET as RESP arrays of bulk strings and receives +OK, the bulk string Paris, the integer 1, and the nil bulk string.",
+    ),
     // Packets captured on loopback (`tests/wire.rs`), for "Watching the wire".
     Figure {
         file: "wire-handshake-echo-close.svg",
@@ -212,7 +237,14 @@ pub fn draw(figure: &Figure, root: &Path, recordings: &[plot::Recording]) -> Res
 /// Every figure as it should be now: its path under `root`, and its text (`None`: it should not
 /// exist yet, a plot without data).
 pub fn expected(root: &Path) -> Result<Vec<(PathBuf, Option<String>)>, String> {
-    let recordings = plot::recordings(root, RESULTS_DIR)?;
+    // `kv_bench --idle` records into `idle/`; those come first, so that the plot against pipeline
+    // depth keeps to the main recording (newest last) and the idle plot finds the idle one.
+    let mut recordings = Vec::new();
+    let idle_dir = format!("{RESULTS_DIR}/idle");
+    if root.join(&idle_dir).is_dir() {
+        recordings.extend(plot::recordings(root, &idle_dir)?);
+    }
+    recordings.extend(plot::recordings(root, RESULTS_DIR)?);
     FIGURES
         .iter()
         .map(|figure| {

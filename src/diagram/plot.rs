@@ -99,6 +99,8 @@ fn series_style(server: &str, protocol: &str) -> (String, &'static str, &'static
     match (server, protocol) {
         ("07_kv_server_threads", _) => ("lesson 07 (threads)".into(), svg::BLUE, ""),
         ("08_kv_server_events", _) => ("lesson 08 (event loop)".into(), svg::GREEN, ""),
+        ("12_kv_server_epoll", _) => ("lesson 12 (epoll)".into(), svg::RED, ""),
+        ("13_resp_server", _) => ("lesson 13 (RESP)".into(), svg::AMBER, ""),
         ("redis-server", "resp") => ("Redis, RESP".into(), svg::INK, ""),
         ("redis-server", "inline") => ("Redis, inline".into(), svg::MUTED, "6 4"),
         (server, protocol) => (format!("{server} ({protocol})"), svg::AMBER, "2 3"),
@@ -268,13 +270,29 @@ fn panel(
     }
 }
 
-fn legend(out: &mut Svg, left: f64, y: f64, series: &[Series]) {
-    let mut x = left;
+/// Where each legend entry goes: (x, row), wrapping to a new row before `width` is passed.
+fn legend_layout(left: f64, width: f64, series: &[Series]) -> Vec<(f64, usize)> {
+    let mut places = Vec::new();
+    let (mut x, mut row) = (left, 0);
     for series in series {
+        let entry = 32.0 + svg::text_width(&series.name) + 24.0;
+        if x > left && x + entry > width {
+            x = left;
+            row += 1;
+        }
+        places.push((x, row));
+        x += entry;
+    }
+    places
+}
+
+/// The legend's rows, the first at `y`, 20 apart.
+fn legend(out: &mut Svg, places: &[(f64, usize)], y: f64, series: &[Series]) {
+    for (series, &(x, row)) in series.iter().zip(places) {
+        let y = y + row as f64 * 20.0;
         out.line(x, y - 4.0, x + 26.0, y - 4.0, series.colour, 2.0, series.dash);
         out.circle(x + 13.0, y - 4.0, 3.5, series.colour, series.colour);
         out.text(x + 32.0, y, &series.name, Anchor::Start, series.colour);
-        x += 32.0 + svg::text_width(&series.name) + 24.0;
     }
 }
 
@@ -300,7 +318,9 @@ fn two_panels(
 ) -> String {
     let width = 800.0;
     let panel_height = 290.0;
-    let height = 40.0 + panel_height + 40.0;
+    let places = legend_layout(20.0, width - 20.0, &throughput);
+    let legend_rows = places.last().map_or(1, |&(_, row)| row + 1);
+    let height = 40.0 + panel_height + 20.0 + 20.0 * legend_rows as f64;
     let mut out = Svg::new(width, height, title);
     out.text(width / 2.0, 20.0, subtitle, Anchor::Middle, svg::MUTED);
     panel(
@@ -325,7 +345,7 @@ fn two_panels(
         xs,
         &latency,
     );
-    legend(&mut out, 20.0, height - 14.0, &throughput);
+    legend(&mut out, &places, 40.0 + panel_height + 26.0, &throughput);
     out.mark("plot");
     out.finish()
 }
