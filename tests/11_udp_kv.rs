@@ -289,6 +289,7 @@ fn lossy_run() -> String {
 }
 
 #[test]
+#[ignore = "slow: waits out lost datagrams through the relay (about 6 s)"]
 fn through_the_lossy_relay_every_request_gets_its_answer() {
     // The two runs side by side (each with its own server and proxy): the same story, in half
     // the time.
@@ -401,6 +402,7 @@ fn a_silent_server_is_given_up_within_the_bound() {
 /// passes, and its transcript is the one the book shows. The silent server's scenario waits for
 /// the client's 5 s deadline, so it runs beside the others.
 #[test]
+#[ignore = "slow: the silent server's scenario waits out the client's 5 s deadline"]
 fn the_checkers_scenarios_pass_and_match_their_snapshots() {
     use socket_workbook::harness::process::Stream;
     use socket_workbook::harness::{RunOptions, run_client_scenario};

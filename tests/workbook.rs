@@ -252,11 +252,29 @@ fn assert_caught_in(code: i32, report: Value, scenario: &str, hint_words: &str) 
     );
 }
 
+/// Lessons 01 to 09 pass every step they are the reference for (10 and later: the slow stage).
 #[test]
 fn our_own_lessons_pass_every_step() {
+    our_lessons_pass_their_steps(|number| number < 10);
+}
+
+/// Lessons 10 and later pass every step they are the reference for. In the slow stage only to
+/// keep a warm `cargo test` short: the UDP client's step waits out lost datagrams on purpose.
+#[test]
+#[ignore = "slow: the UDP client's step waits out its lost datagrams (about 5 s)"]
+fn our_later_lessons_pass_every_step() {
+    our_lessons_pass_their_steps(|number| number >= 10);
+}
+
+/// Runs every step against each lesson it names whose number `wanted` accepts.
+fn our_lessons_pass_their_steps(wanted: fn(u32) -> bool) {
     let mut checks = Vec::new();
     for step in steps() {
         for &lesson in step.lessons {
+            let number: u32 = lesson[..2].parse().expect("lesson names start with their number");
+            if !wanted(number) {
+                continue;
+            }
             let command: &[&str] = match lesson {
                 "01_echo_server" => &[env!("CARGO_BIN_EXE_01_echo_server")],
                 "02_echo_client" => &[env!("CARGO_BIN_EXE_02_echo_client")],
@@ -277,11 +295,13 @@ fn our_own_lessons_pass_every_step() {
         }
     }
     // Lesson 09's client is a kv-client too: its deadline gives up on a silent server in time.
-    checks.push((
-        "kv-client",
-        "09_kv_client_robust",
-        vec![env!("CARGO_BIN_EXE_09_kv_client_robust"), "--port", "{port}"],
-    ));
+    if wanted(9) {
+        checks.push((
+            "kv-client",
+            "09_kv_client_robust",
+            vec![env!("CARGO_BIN_EXE_09_kv_client_robust"), "--port", "{port}"],
+        ));
+    }
     in_parallel(checks, |(step, lesson, command)| {
         let (code, report) = check_json(ANSWERS, step, &command);
         assert_eq!(code, 0, "{step} against {lesson}: {report:#}");
@@ -347,6 +367,16 @@ fn correct_python_solutions_pass() {
             "time-server",
             py(&fixture("time_server.py"), &["--port", "{port}"]),
         ),
+    ];
+    correct_solutions_pass(checks);
+}
+
+/// The same for the steps of lessons 10 and later, in the slow stage (see
+/// `our_later_lessons_pass_every_step`).
+#[test]
+#[ignore = "slow: the UDP client's step waits out its lost datagrams (about 10 s in Python)"]
+fn correct_python_solutions_of_the_later_steps_pass() {
+    correct_solutions_pass(vec![
         (
             "udp-echo-server",
             py(&fixture("udp_echo_server.py"), &["--port", "{port}"]),
@@ -359,15 +389,19 @@ fn correct_python_solutions_pass() {
             "resp-server",
             py(&fixture("resp_server.py"), &["--port", "{port}"]),
         ),
-    ];
+    ]);
+}
+
+fn correct_solutions_pass(checks: Vec<(&str, Vec<String>)>) {
     in_parallel(checks, |(step, command)| {
         let (code, report) = check_json(ANSWERS, step, &strs(&command));
         assert_eq!(code, 0, "{step}: {report:#}");
         assert_eq!(notes(&report), [], "{step}: {report:#}");
         // Not a timing test of the checker's speed, only a guard against a check that waits out
-        // timeouts on a correct program.
+        // its timeouts in every scenario of a correct program (minutes). Generous, because a
+        // busy CI machine can make a 10 s check take three times as long.
         let seconds = report["seconds"].as_f64().unwrap();
-        assert!(seconds < 20.0, "checking a correct {step} took {seconds} s");
+        assert!(seconds < 60.0, "checking a correct {step} took {seconds} s");
     });
 }
 
