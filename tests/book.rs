@@ -212,6 +212,48 @@ fn every_hint_of_the_checker_links_to_a_heading_that_exists() {
     );
 }
 
+/// The starters of `workbook new` (src/practice/starters/) point the learner to sections as
+/// `10-udp-echo.md#reply-to-the-sender`: each must name a chapter and a heading of it.
+#[test]
+fn every_section_a_starter_names_exists() {
+    static SECTION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b([0-9a-z][0-9a-z_-]*\.md)#([0-9a-z_-]+)").unwrap());
+    let book = Book::load();
+    let mut broken = Vec::new();
+    let mut named = 0;
+    for starter in socket_workbook::practice::STARTERS {
+        for (lang, text) in [("python", starter.python), ("rust", starter.rust_main)] {
+            for cap in SECTION.captures_iter(text) {
+                named += 1;
+                let (file, fragment) = (&cap[1], &cap[2]);
+                let target = normalize(&book.src.join(file));
+                let Some(chapter) = book.chapters.iter().find(|c| c.path == target) else {
+                    broken.push(format!(
+                        "{} ({lang}): book/src/{file} does not exist",
+                        starter.step
+                    ));
+                    continue;
+                };
+                if !heading_ids(&chapter.text).iter().any(|id| id == fragment) {
+                    broken.push(format!(
+                        "{} ({lang}): book/src/{file} has no heading with the id `{fragment}`",
+                        starter.step
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        named > 0,
+        "no starter names a section; is the pattern out of date?"
+    );
+    assert!(
+        broken.is_empty(),
+        "a starter (src/practice/starters/<step>/) names a section that does not exist:\n{}",
+        broken.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checking one include directive
 // ---------------------------------------------------------------------------------------------

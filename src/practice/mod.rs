@@ -75,8 +75,11 @@ pub const STARTERS: &[Starter] = &[
     starter!("kv-client", "kv_client"),
     starter!("kv-client-robust", "kv_client_robust"),
     starter!("concurrent-kv-server", "kv_server_threads"),
+    starter!("udp-echo-server", "udp_echo_server"),
+    starter!("udp-kv-client", "udp_kv_client"),
     starter!("kv-server-idle-timeout", "kv_server_idle"),
     starter!("kv-server-persistent", "kv_server_persistent"),
+    starter!("resp-server", "resp_server"),
 ];
 
 /// The Rust starter's `Cargo.toml`; `{step}` is replaced by the step's name.
