@@ -583,6 +583,7 @@ fn a_one_client_at_a_time_kv_server_is_told_once_why_it_fails_the_concurrent_ste
 /// lock. Only the scenario made for that mistake fails, and its hint names the cure for the
 /// kind of server it is (the checker counts the program's threads).
 #[test]
+#[ignore = "slow: waits out servers held up by a client that reads nothing (about 5 s)"]
 fn servers_held_up_by_a_client_that_reads_nothing_get_the_hint_for_their_kind() {
     let cases = vec![
         (
@@ -821,6 +822,7 @@ fn a_kv_server_that_mangles_bytes_is_caught() {
 /// A key-value client that ends its command with `\r\n`, and reports its own errors on stdout,
 /// is correct too. The text report says each note once, not under each of the ten scenarios.
 #[test]
+#[ignore = "slow: runs the whole kv-client step for each choice (about 5 s)"]
 fn a_kv_client_that_chooses_differently_passes_with_notes() {
     let command = py(
         &fixture("kv_client.py"),
@@ -997,6 +999,7 @@ fn a_program_that_never_runs_earns_nothing() {
 /// A server that listens and never answers, and a client that never exits, cost three
 /// timeouts, not one per scenario: the step stops, says why, and `--no-fail-fast` runs the rest.
 #[test]
+#[ignore = "slow: waits out three scenarios' timeouts (about 4 s)"]
 fn a_program_that_hangs_stops_the_step_after_three_scenarios() {
     let hanging_server = py(&fixture("echo_server.py"), &["--port", "{port}", "--bug", "hang"]);
     let hanging_client = py(
@@ -1125,6 +1128,7 @@ fn programs_with(marker: &str) -> Vec<String> {
 /// zero has a note; the CSV imports into a spreadsheet; a hanging student costs seconds; nothing
 /// is left running.
 #[test]
+#[ignore = "slow: grades a class of seven, hangs and all (about 9 s)"]
 fn grade_builds_a_complete_table_and_leaves_nothing_running() {
     let class = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("class-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&class);
