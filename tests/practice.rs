@@ -5,12 +5,15 @@
 //! Python starters run in the normal test run (a starter fails at once, so it is fast); Rust
 //! starters compile, so they are checked in the slow stage.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::python_path;
 use serde_json::Value;
 use socket_workbook::checker::{StepKind, steps};
 use socket_workbook::practice::{Lang, STARTERS, starter};
@@ -66,25 +69,11 @@ fn check_in(dir: &Path, step: &str, args: &[&str], command: &[String]) -> (i32, 
     (output.status.code().unwrap_or(-1), report)
 }
 
-/// The Python interpreter itself (`sys.executable`) and `-S`, found once: a version manager's
-/// `python3` is often a script that starts it, and the site packages need not load (the
-/// starters and fixtures use the standard library only). Starting Python is most of what these
-/// tests wait for on a busy machine.
+/// The Python interpreter itself and `-S`: the site packages need not load (the starters and
+/// fixtures use the standard library only). Starting Python is most of what these tests wait
+/// for on a busy machine.
 fn python() -> Vec<String> {
-    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let path = PATH.get_or_init(|| {
-        let output = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("these tests need python3");
-        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        if path.is_empty() {
-            "python3".to_string()
-        } else {
-            path
-        }
-    });
-    vec![path.clone(), "-S".to_string()]
+    vec![python_path().to_string(), "-S".to_string()]
 }
 
 /// The starter's own check command, as its comments give it (`python3 kv_server.py`), run by

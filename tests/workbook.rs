@@ -9,12 +9,14 @@
 //! answers. Python fixtures start through the interpreter itself, not a version manager's
 //! wrapper script ([`python`]).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::python_path;
 use serde_json::Value;
 use socket_workbook::checker::steps;
 use socket_workbook::harness::client_scenario::NOTE_ERROR_ON_STDOUT;
@@ -55,25 +57,6 @@ fn interop(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// The Python interpreter itself, found once (`sys.executable`): a version manager's `python3`
-/// is often a shell script that starts it, which doubles what each of the hundreds of fixture
-/// starts costs.
-fn python_path() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let output = StdCommand::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("these tests need python3");
-        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        if path.is_empty() {
-            "python3".to_string()
-        } else {
-            path
-        }
-    })
 }
 
 /// The command that runs a Python fixture: the interpreter, `-S` (the fixtures use the standard

@@ -44,3 +44,22 @@ pub fn unused_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The Python interpreter itself (`sys.executable`), found once: a version manager's `python3` is
+/// often a shell script that starts it, which doubles what each of the hundreds of Python starts
+/// in the checker's tests costs.
+pub fn python_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("these tests need python3");
+        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        if path.is_empty() {
+            "python3".to_string()
+        } else {
+            path
+        }
+    })
+}
