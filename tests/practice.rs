@@ -186,6 +186,7 @@ fn every_python_starter_fails_its_step_with_a_clear_report() {
 /// The learner's way through a step: a starter that fails, a solution saved in its place that
 /// passes, and the progress file that remembers it.
 #[test]
+#[ignore = "slow: checks a starter, a solution and a whole step in turn (about 6 s)"]
 fn a_starter_replaced_by_a_solution_passes_and_progress_is_recorded() {
     let dir = scratch("kv-progress");
     new_starter("kv-server", "python", &dir);
@@ -541,6 +542,7 @@ fn exercise_steps_pass_their_hidden_solution() {
 /// The exercise steps catch broken variants of their hidden solution, each in the scenario that
 /// tests for its mistake, with a hint that names it.
 #[test]
+#[ignore = "slow: waits out the idle timeout and restarts servers (about 3 s)"]
 fn exercise_steps_catch_broken_solutions() {
     exercise_cases(vec![
         (

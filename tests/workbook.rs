@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use common::python_path;
 use serde_json::Value;
-use socket_workbook::checker::steps;
+use socket_workbook::checker::{StepKind, steps};
 use socket_workbook::harness::client_scenario::NOTE_ERROR_ON_STDOUT;
 use socket_workbook::harness::scenario::{NOTE_TIME_WITHOUT_NEWLINE, NOTE_TIME_WITHOUT_OFFSET};
 use socket_workbook::scenarios::echo::NOTE_SERVES_THE_NEXT_CLIENT;
@@ -235,27 +235,32 @@ fn assert_caught_in(code: i32, report: Value, scenario: &str, hint_words: &str) 
     );
 }
 
-/// Lessons 01 to 09 pass every step they are the reference for (10 and later: the slow stage).
+/// The server lessons 01 to 09 pass every step they are the reference for. The client lessons
+/// and lessons 10 and later: `our_other_lessons_pass_every_step`, in the slow stage.
 #[test]
 fn our_own_lessons_pass_every_step() {
-    our_lessons_pass_their_steps(|number| number < 10);
+    our_lessons_pass_their_steps(|number, client| number < 10 && !client);
 }
 
-/// Lessons 10 and later pass every step they are the reference for. In the slow stage only to
-/// keep a warm `cargo test` short: the UDP client's step waits out lost datagrams on purpose.
+/// The client lessons, and lessons 10 and later, pass every step they are the reference for. In
+/// the slow stage only to keep a warm `cargo test` short: a client step waits out a silent
+/// server (5 s) and the UDP client's step its lost datagrams, on purpose. (Lesson 06's own tests
+/// run every kv-client scenario against it in the quick run.)
 #[test]
-#[ignore = "slow: the UDP client's step waits out its lost datagrams (about 5 s)"]
-fn our_later_lessons_pass_every_step() {
-    our_lessons_pass_their_steps(|number| number >= 10);
+#[ignore = "slow: client steps wait out a silent server and lost datagrams (about 6 s)"]
+fn our_other_lessons_pass_every_step() {
+    our_lessons_pass_their_steps(|number, client| number >= 10 || client);
 }
 
-/// Runs every step against each lesson it names whose number `wanted` accepts.
-fn our_lessons_pass_their_steps(wanted: fn(u32) -> bool) {
+/// Runs every step against each lesson it names that `wanted` accepts, given the lesson's number
+/// and whether the step checks a client.
+fn our_lessons_pass_their_steps(wanted: fn(u32, bool) -> bool) {
     let mut checks = Vec::new();
     for step in steps() {
+        let client = matches!(step.kind, StepKind::Client(_));
         for &lesson in step.lessons {
             let number: u32 = lesson[..2].parse().expect("lesson names start with their number");
-            if !wanted(number) {
+            if !wanted(number, client) {
                 continue;
             }
             let command: &[&str] = match lesson {
@@ -278,7 +283,7 @@ fn our_lessons_pass_their_steps(wanted: fn(u32) -> bool) {
         }
     }
     // Lesson 09's client is a kv-client too: its deadline gives up on a silent server in time.
-    if wanted(9) {
+    if wanted(9, true) {
         checks.push((
             "kv-client",
             "09_kv_client_robust",
@@ -535,6 +540,7 @@ fn an_echo_server_with_small_reads_is_told_its_reads_are_too_small() {
 /// in three scenarios, for one reason: the report says it once, and every one of them gets the
 /// same hint, not an event loop's advice.
 #[test]
+#[ignore = "slow: waits out a server that serves one client at a time (about 4 s)"]
 fn a_one_client_at_a_time_kv_server_is_told_once_why_it_fails_the_concurrent_step() {
     let (code, report) = check_json(
         SOME_ANSWERS,
@@ -758,6 +764,7 @@ fn broken_resp_servers_are_caught_with_the_right_hint() {
 /// line that is too long) is correct: every scenario passes, and the one that shows each choice
 /// says so in a note.
 #[test]
+#[ignore = "slow: runs the whole kv-server step for each choice (about 4 s)"]
 fn kv_servers_that_choose_differently_pass_with_notes() {
     let mut command = py(&fixture("kv_server.py"), &["--port", "{port}"]);
     for choice in [
@@ -1429,6 +1436,7 @@ fn broken_kv_servers_in_python_are_caught_with_the_right_hint() {
 /// One `recv` taken as one command breaks three scenarios: the report names that cause once,
 /// above the list, with the section of the book that shows it with `nc`.
 #[test]
+#[ignore = "slow: runs whole kv-server steps against a broken server (about 3 s)"]
 fn one_read_taken_as_one_command_is_named_once_as_the_cause() {
     let command = py(
         &fixture("kv_server.py"),
