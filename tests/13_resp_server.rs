@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use socket_workbook::harness::{ServerProcess, run_lesson, start_lesson};
+use socket_workbook::harness::{Readiness, ServerProcess, run_lesson, start_lesson};
 use socket_workbook::resp::{Limits, Value, decode_reply, encode_request};
 use socket_workbook::scenarios::resp;
 
@@ -418,48 +418,23 @@ fn have_tool(program: &str, install: &str) -> bool {
     found
 }
 
-/// A `redis-server` on a free port, persistence off, stopped when dropped.
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = common::unused_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + TIMEOUT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            // Deliberate: redis-server prints no line we could wait for when stdout is not a terminal.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, port }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `redis-server` on a free port, persistence off, ready when its port listens (it prints no
+/// line to wait for when stdout is not a terminal), stopped when dropped.
+fn start_redis_server() -> ServerProcess {
+    let port = common::unused_port();
+    let mut command = Command::new("redis-server");
+    command.args([
+        "--port",
+        &port.to_string(),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    ServerProcess::start(command, Readiness::PortListening(port), TIMEOUT)
+        .unwrap_or_else(|err| panic!("{err}"))
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> (String, String, Option<i32>) {
@@ -486,7 +461,7 @@ fn redis_cli_prints_the_same_as_against_redis() {
         return;
     }
     let lesson = start_lesson(LESSON, &["--quiet"]).unwrap();
-    let redis = RedisServer::start();
+    let redis = start_redis_server();
     let conversation: &[&[&str]] = &[
         &["set", "k", "v"],
         &["get", "k"],
@@ -502,7 +477,7 @@ fn redis_cli_prints_the_same_as_against_redis() {
     ];
     for args in conversation {
         let ours = redis_cli(lesson.addr().port(), args);
-        let theirs = redis_cli(redis.port, args);
+        let theirs = redis_cli(redis.addr().port(), args);
         assert_eq!(ours, theirs, "redis-cli {}", args.join(" "));
     }
 }
