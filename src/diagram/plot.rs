@@ -296,6 +296,44 @@ fn legend(out: &mut Svg, places: &[(f64, usize)], y: f64, series: &[Series]) {
     }
 }
 
+/// The values `x_of` takes over `runs`, sorted, each once.
+fn distinct(runs: &[&Run], x_of: fn(&Run) -> u64) -> Vec<u64> {
+    let mut xs: Vec<u64> = runs.iter().map(|run| x_of(run)).collect();
+    xs.sort();
+    xs.dedup();
+    xs
+}
+
+/// One server's commands per second and p99 latency (ms) against `x_of`, in the same style.
+fn series_pair(
+    mine: &[&&Run],
+    x_of: fn(&Run) -> u64,
+    name: String,
+    colour: &'static str,
+    dash: &'static str,
+) -> (Series, Series) {
+    let mut ops: Vec<(u64, f64)> = mine.iter().map(|run| (x_of(run), run.ops_per_s)).collect();
+    ops.sort_by_key(|point| point.0);
+    let mut p99: Vec<(u64, f64)> = mine
+        .iter()
+        .filter_map(|run| run.p99_us.map(|us| (x_of(run), us / 1000.0)))
+        .collect();
+    p99.sort_by_key(|point| point.0);
+    let throughput = Series {
+        name: name.clone(),
+        colour,
+        dash,
+        points: ops,
+    };
+    let latency = Series {
+        name,
+        colour,
+        dash,
+        points: p99,
+    };
+    (throughput, latency)
+}
+
 /// The (server, protocol) pairs in the order they first ran.
 fn servers(runs: &[&Run]) -> Vec<(String, String)> {
     let mut seen: Vec<(String, String)> = Vec::new();
@@ -369,9 +407,7 @@ pub fn by_depth(recordings: &[Recording], title: &str) -> Option<String> {
         .iter()
         .filter(|run| run.idle_connections == 0)
         .collect();
-    let mut xs: Vec<u64> = runs.iter().map(|run| run.depth).collect();
-    xs.sort();
-    xs.dedup();
+    let xs = distinct(&runs, |run| run.depth);
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
     for (server, protocol) in servers(&runs) {
@@ -380,25 +416,9 @@ pub fn by_depth(recordings: &[Recording], title: &str) -> Option<String> {
             .iter()
             .filter(|run| run.server == server && run.protocol == protocol)
             .collect();
-        let mut ops: Vec<(u64, f64)> = mine.iter().map(|run| (run.depth, run.ops_per_s)).collect();
-        ops.sort_by_key(|point| point.0);
-        let mut p99: Vec<(u64, f64)> = mine
-            .iter()
-            .filter_map(|run| run.p99_us.map(|us| (run.depth, us / 1000.0)))
-            .collect();
-        p99.sort_by_key(|point| point.0);
-        throughput.push(Series {
-            name: name.clone(),
-            colour,
-            dash,
-            points: ops,
-        });
-        latency.push(Series {
-            name,
-            colour,
-            dash,
-            points: p99,
-        });
+        let (ops, p99) = series_pair(&mine, |run| run.depth, name, colour, dash);
+        throughput.push(ops);
+        latency.push(p99);
     }
     let connections = runs.first().map_or(0, |run| run.connections);
     let subtitle = format!(
@@ -425,12 +445,8 @@ pub fn by_idle_connections(recordings: &[Recording], title: &str) -> Option<Stri
         .rev()
         .find(|recording| recording.runs.iter().any(|run| run.idle_connections > 0))?;
     let runs: Vec<&Run> = recording.runs.iter().collect();
-    let mut xs: Vec<u64> = runs.iter().map(|run| run.idle_connections).collect();
-    xs.sort();
-    xs.dedup();
-    let mut depths: Vec<u64> = runs.iter().map(|run| run.depth).collect();
-    depths.sort();
-    depths.dedup();
+    let xs = distinct(&runs, |run| run.idle_connections);
+    let depths = distinct(&runs, |run| run.depth);
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
     for (server, protocol) in servers(&runs) {
@@ -450,28 +466,9 @@ pub fn by_idle_connections(recordings: &[Recording], title: &str) -> Option<Stri
             };
             // A second depth of the same server: the same colour, dotted.
             let dash = if i > 0 { "2 3" } else { dash };
-            let mut ops: Vec<(u64, f64)> = mine
-                .iter()
-                .map(|run| (run.idle_connections, run.ops_per_s))
-                .collect();
-            ops.sort_by_key(|point| point.0);
-            let mut p99: Vec<(u64, f64)> = mine
-                .iter()
-                .filter_map(|run| run.p99_us.map(|us| (run.idle_connections, us / 1000.0)))
-                .collect();
-            p99.sort_by_key(|point| point.0);
-            throughput.push(Series {
-                name: name.clone(),
-                colour,
-                dash,
-                points: ops,
-            });
-            latency.push(Series {
-                name,
-                colour,
-                dash,
-                points: p99,
-            });
+            let (ops, p99) = series_pair(&mine, |run| run.idle_connections, name, colour, dash);
+            throughput.push(ops);
+            latency.push(p99);
         }
     }
     let connections = runs.first().map_or(0, |run| run.connections);
